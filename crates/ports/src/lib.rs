@@ -1,1 +1,28 @@
-//! placeholder
+//! The ports of Tandem's hexagon: what the core needs from the world, stated in
+//! domain types only.
+//!
+//! - [`SessionStore`]: all persistence; every state change and its events commit in
+//!   one transaction.
+//! - [`EventBus`]: wakes stream subscribers after a commit (the log stays the truth).
+//! - [`AgentExecutor`]: runs agent sessions and streams their updates back.
+//! - [`Clock`]: the current time, so that the core never reads it itself.
+//!
+//! With the `testing` feature, [`testing`] holds the storage contract suite that
+//! every `SessionStore` adapter runs, and a manual clock.
+
+mod agent;
+mod bus;
+mod clock;
+mod store;
+mod token;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use agent::{
+    AgentError, AgentExecutor, AgentSession, AgentStart, AgentUpdate, PermissionReply,
+};
+pub use bus::EventBus;
+pub use clock::{Clock, SystemClock};
+pub use store::{Change, Page, PromptFilter, SessionFilter, SessionStore, StoreError, Write};
+pub use token::TokenHash;

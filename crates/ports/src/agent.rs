@@ -1,0 +1,89 @@
+//! The agent port: start an agent session, send it prompts, stream its updates,
+//! cancel, stop. The executor is picked per agent profile at run time, hence
+//! `dyn` traits.
+
+use async_trait::async_trait;
+use tandem_domain::{
+    AgentOutputKind, AgentProfileName, PermissionOption, PermissionOutcome, PromptText, SessionId,
+    StopReason,
+};
+use tokio::sync::{mpsc, oneshot};
+
+/// Runs agent sessions of one kind (ACP subprocess, OpenAI-compatible endpoint).
+#[async_trait]
+pub trait AgentExecutor: Send + Sync + 'static {
+    /// Starts an agent session for a Tandem session: spawns or connects, then
+    /// initializes. Fails with `AgentError::Unavailable` if the agent cannot be
+    /// started, `AgentError::Protocol` if it answers nonsense.
+    async fn start(&self, request: AgentStart) -> Result<Box<dyn AgentSession>, AgentError>;
+}
+
+/// What an executor needs to start an agent session.
+#[derive(Debug, Clone)]
+pub struct AgentStart {
+    pub session_id: SessionId,
+    pub profile: AgentProfileName,
+}
+
+/// One live agent session. Prompts run one at a time; `cancel` may be called from
+/// another task while `prompt` runs.
+#[async_trait]
+pub trait AgentSession: Send + Sync {
+    /// The agent's own id for this session.
+    fn agent_session_id(&self) -> &str;
+
+    /// Sends a prompt and streams the agent's updates into `updates` until the turn
+    /// ends, then returns why it ended. `AgentError::Crashed` if the agent died
+    /// (the session is then unusable: start a new one).
+    async fn prompt(
+        &self,
+        text: &PromptText,
+        updates: mpsc::Sender<AgentUpdate>,
+    ) -> Result<StopReason, AgentError>;
+
+    /// Asks the agent to stop the running prompt; `prompt` then returns
+    /// `StopReason::Cancelled`. Does nothing when no prompt runs.
+    async fn cancel(&self) -> Result<(), AgentError>;
+
+    /// Ends the agent session and its process (and the process's children).
+    async fn stop(self: Box<Self>);
+}
+
+/// Something the agent sent during a prompt.
+#[derive(Debug)]
+pub enum AgentUpdate {
+    /// Output: text chunks, tool calls, plans, or an update of an unknown kind,
+    /// with the agent's raw JSON kept.
+    Output {
+        kind: AgentOutputKind,
+        text: Option<String>,
+        raw: serde_json::Value,
+    },
+    /// The agent asks to run a tool; the runner answers through `reply`.
+    PermissionRequested {
+        tool_call: serde_json::Value,
+        options: Vec<PermissionOption>,
+        reply: PermissionReply,
+    },
+}
+
+/// The channel an executor waits on for the answer to a permission request. If it
+/// is dropped unanswered, the executor must treat the request as cancelled.
+pub type PermissionReply = oneshot::Sender<PermissionOutcome>;
+
+/// Why an agent could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// No agent profile with this name is configured.
+    #[error("no agent profile named {0}")]
+    UnknownProfile(String),
+    /// The agent could not be started or reached.
+    #[error("the agent is unavailable: {0}")]
+    Unavailable(String),
+    /// The agent process exited or the connection broke.
+    #[error("the agent crashed: {0}")]
+    Crashed(String),
+    /// The agent broke the protocol or reported an error.
+    #[error("the agent failed: {0}")]
+    Protocol(String),
+}

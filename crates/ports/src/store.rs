@@ -1,0 +1,338 @@
+//! The storage port. One trait holds all persistence so that an adapter can write
+//! a state change and the events it emits in one transaction.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tandem_domain::{
+    ApiKey, ApiKeyId, Comment, CommentId, Event, Invite, InviteId, NewEvent, Participant,
+    ParticipantId, PermissionRequest, PermissionRequestId, Prompt, PromptId, PromptStatus, Seq,
+    Session, SessionId, SessionStatus, WorkspaceId,
+};
+
+use crate::token::TokenHash;
+
+/// Why a store operation failed. Adapters map their database's errors onto these.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The record asked for does not exist (or, for a change, its session).
+    #[error("not found")]
+    NotFound,
+    /// A change was refused because its session has ended; nothing was written.
+    #[error("the session is no longer active")]
+    SessionInactive,
+    /// An update's `version` no longer matches the stored row: someone else changed
+    /// it first. Nothing was written.
+    #[error("the record was changed concurrently")]
+    Conflict,
+    /// An insert collides with an existing record (same id or same token hash).
+    /// Nothing was written.
+    #[error("a record with the same key already exists")]
+    Duplicate,
+    /// The database failed or holds data this version cannot read.
+    #[error("storage failure: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps any backend failure.
+    pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend(Box::new(error))
+    }
+}
+
+/// One record written as part of a `Change`.
+///
+/// Inserts create a record with `version` 0 (the value in the entity is ignored).
+/// Updates replace a record only if its stored `version` equals the entity's
+/// `version` (the one that was read), and store `version + 1`; otherwise the whole
+/// change fails with `StoreError::Conflict`. `Session`'s `last_seq` and
+/// `last_activity_at` are never written from here: the store maintains them.
+#[derive(Debug, Clone)]
+pub enum Write {
+    InsertSession(Session),
+    UpdateSession(Session),
+    InsertParticipant {
+        participant: Participant,
+        token_hash: TokenHash,
+    },
+    UpdateParticipant(Participant),
+    InsertInvite {
+        invite: Invite,
+        token_hash: TokenHash,
+    },
+    UpdateInvite(Invite),
+    InsertComment(Comment),
+    InsertPrompt(Prompt),
+    UpdatePrompt(Prompt),
+    InsertPermissionRequest(PermissionRequest),
+    UpdatePermissionRequest(PermissionRequest),
+}
+
+impl Write {
+    /// The session the written record belongs to.
+    pub fn session_id(&self) -> SessionId {
+        match self {
+            Self::InsertSession(session) | Self::UpdateSession(session) => session.id,
+            Self::InsertParticipant { participant, .. } | Self::UpdateParticipant(participant) => {
+                participant.session_id
+            }
+            Self::InsertInvite { invite, .. } | Self::UpdateInvite(invite) => invite.session_id,
+            Self::InsertComment(comment) => comment.session_id,
+            Self::InsertPrompt(prompt) | Self::UpdatePrompt(prompt) => prompt.session_id,
+            Self::InsertPermissionRequest(request) | Self::UpdatePermissionRequest(request) => {
+                request.session_id
+            }
+        }
+    }
+}
+
+/// A state change of one session: the records it writes and the events it emits,
+/// committed together or not at all.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub session_id: SessionId,
+    /// Records `last_activity_at = max(last_activity_at, this)` on the session.
+    pub activity_at: Option<DateTime<Utc>>,
+    pub writes: Vec<Write>,
+    pub events: Vec<NewEvent>,
+}
+
+impl Change {
+    /// An empty change of `session_id`.
+    pub fn new(session_id: SessionId) -> Self {
+        Self {
+            session_id,
+            activity_at: None,
+            writes: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Adds a write.
+    #[must_use]
+    pub fn write(mut self, write: Write) -> Self {
+        self.writes.push(write);
+        self
+    }
+
+    /// Adds events, in order.
+    #[must_use]
+    pub fn events(mut self, events: impl IntoIterator<Item = NewEvent>) -> Self {
+        self.events.extend(events);
+        self
+    }
+
+    /// Checks that every write belongs to the change's session, so that a change can
+    /// never put records or events into another session's log. Adapters call this
+    /// before writing.
+    pub fn ensure_single_session(&self) -> Result<(), StoreError> {
+        if self
+            .writes
+            .iter()
+            .all(|write| write.session_id() == self.session_id)
+        {
+            Ok(())
+        } else {
+            Err(StoreError::Backend(
+                "a change wrote a record of another session".into(),
+            ))
+        }
+    }
+
+    /// Counts the change as session activity at `at` (participant writes, agent output).
+    #[must_use]
+    pub fn activity(mut self, at: DateTime<Utc>) -> Self {
+        self.activity_at = Some(at);
+        self
+    }
+}
+
+/// A keyset page request: items strictly after `after`, at most `limit` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page<C> {
+    pub after: Option<C>,
+    pub limit: u32,
+}
+
+impl<C> Page<C> {
+    /// The first page.
+    pub const fn first(limit: u32) -> Self {
+        Self { after: None, limit }
+    }
+}
+
+/// Which sessions `SessionStore::sessions` lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionFilter {
+    pub workspace_id: WorkspaceId,
+    pub status: Option<SessionStatus>,
+}
+
+/// Which prompts `SessionStore::prompts` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromptFilter {
+    pub session_id: SessionId,
+    pub status: Option<PromptStatus>,
+}
+
+/// All of Tandem's persistence.
+///
+/// Every method is atomic. Reads see only committed data. Every adapter must pass
+/// the contract suite in `tandem_ports::testing` (feature `testing`), which pins
+/// down the behaviour documented here.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    // ----- writes -----
+
+    /// Commits `change` in one transaction and returns its events as stored.
+    ///
+    /// Events get consecutive `seq` numbers after the session's `last_seq`, allocated
+    /// from the session row inside the transaction, so concurrent changes of one
+    /// session never leave a gap or a duplicate. The session's `last_seq` (and, with
+    /// `activity_at`, `last_activity_at`) is updated in the same transaction.
+    ///
+    /// Errors, each leaving nothing behind: `NotFound` if the session does not exist
+    /// (and the change does not insert it); `SessionInactive` if the session has
+    /// ended — no event is ever appended after `session.closed`, except by the
+    /// change that ends the session; `Conflict` if an update's version is stale or
+    /// its record is missing; `Duplicate` on an insert of an existing id or token.
+    async fn apply(&self, change: Change) -> Result<Vec<Event>, StoreError>;
+
+    // ----- sessions -----
+
+    /// The session with this id; `NotFound` if there is none.
+    async fn session(&self, id: SessionId) -> Result<Session, StoreError>;
+
+    /// A workspace's sessions, newest first (by id), after the cursor.
+    async fn sessions(
+        &self,
+        filter: &SessionFilter,
+        page: Page<SessionId>,
+    ) -> Result<Vec<Session>, StoreError>;
+
+    /// Active sessions that reached their absolute expiry or their idle timeout at
+    /// `now`, oldest deadline first, at most `limit`.
+    async fn sessions_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Session>, StoreError>;
+
+    // ----- participants -----
+
+    /// The participant with this id; `NotFound` if there is none.
+    async fn participant(&self, id: ParticipantId) -> Result<Participant, StoreError>;
+
+    /// The participant holding this token (present or not: the caller decides);
+    /// `NotFound` if no participant has it.
+    async fn participant_by_token(&self, token_hash: &TokenHash)
+    -> Result<Participant, StoreError>;
+
+    /// Every participant of a session, present or not, in join order.
+    async fn participants(&self, session_id: SessionId) -> Result<Vec<Participant>, StoreError>;
+
+    // ----- invites -----
+
+    /// The invite with this id; `NotFound` if there is none.
+    async fn invite(&self, id: InviteId) -> Result<Invite, StoreError>;
+
+    /// The invite with this token, usable or not; `NotFound` if none has it.
+    async fn invite_by_token(&self, token_hash: &TokenHash) -> Result<Invite, StoreError>;
+
+    /// Every invite of a session, in creation order.
+    async fn invites(&self, session_id: SessionId) -> Result<Vec<Invite>, StoreError>;
+
+    // ----- comments -----
+
+    /// A session's comments in posting order, after the cursor.
+    async fn comments(
+        &self,
+        session_id: SessionId,
+        page: Page<CommentId>,
+    ) -> Result<Vec<Comment>, StoreError>;
+
+    // ----- prompts -----
+
+    /// The prompt with this id; `NotFound` if there is none.
+    async fn prompt(&self, id: PromptId) -> Result<Prompt, StoreError>;
+
+    /// A session's prompts in submission order, after the cursor.
+    async fn prompts(
+        &self,
+        filter: &PromptFilter,
+        page: Page<PromptId>,
+    ) -> Result<Vec<Prompt>, StoreError>;
+
+    /// The prompt that runs next in a session: the `queued` prompt that was queued
+    /// first (ties broken by id); `None` if the queue is empty.
+    async fn next_queued_prompt(&self, session_id: SessionId)
+    -> Result<Option<Prompt>, StoreError>;
+
+    /// Prompts in `status` across all sessions, oldest first, at most `limit`
+    /// (used at start-up to find prompts a previous process left running).
+    async fn prompts_in_status(
+        &self,
+        status: PromptStatus,
+        limit: u32,
+    ) -> Result<Vec<Prompt>, StoreError>;
+
+    // ----- agent permission requests -----
+
+    /// The permission request with this id; `NotFound` if there is none.
+    async fn permission_request(
+        &self,
+        id: PermissionRequestId,
+    ) -> Result<PermissionRequest, StoreError>;
+
+    /// A prompt's permission requests still waiting for an answer, oldest first.
+    async fn open_permission_requests(
+        &self,
+        prompt_id: PromptId,
+    ) -> Result<Vec<PermissionRequest>, StoreError>;
+
+    // ----- events -----
+
+    /// A session's events with `seq` > `after`, in `seq` order, at most `limit`.
+    async fn events(
+        &self,
+        session_id: SessionId,
+        after: Seq,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    // ----- API keys -----
+
+    /// Stores a new API key under the hash of its secret; `Duplicate` if the id or
+    /// the hash exists.
+    async fn insert_api_key(&self, key: &ApiKey, token_hash: &TokenHash) -> Result<(), StoreError>;
+
+    /// Inserts `key` only if no unrevoked admin key exists yet; returns whether it
+    /// was inserted. Atomic, so that two replicas starting at once bootstrap once.
+    async fn insert_first_admin_key(
+        &self,
+        key: &ApiKey,
+        token_hash: &TokenHash,
+    ) -> Result<bool, StoreError>;
+
+    /// The API key with this secret, revoked or not; `NotFound` if none has it.
+    async fn api_key_by_token(&self, token_hash: &TokenHash) -> Result<ApiKey, StoreError>;
+
+    /// The API key with this id; `NotFound` if there is none.
+    async fn api_key(&self, id: ApiKeyId) -> Result<ApiKey, StoreError>;
+
+    /// API keys, newest first, after the cursor; of one workspace or of all.
+    async fn api_keys(
+        &self,
+        workspace_id: Option<&WorkspaceId>,
+        page: Page<ApiKeyId>,
+    ) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Marks a key revoked at `at`; `NotFound` if there is no such key, `Conflict`
+    /// if it was already revoked.
+    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    // ----- operations -----
+
+    /// Checks that the database answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,59 @@
+#![expect(
+    clippy::missing_panics_doc,
+    clippy::too_many_lines,
+    reason = "test support: scenarios read top to bottom, and panicking is how they report a broken promise"
+)]
+
+//! Test support shared by the adapters and the service (feature `testing`): the
+//! storage contract suite, fixtures, and a clock tests can move.
+
+mod clock;
+pub mod contract;
+pub mod fixtures;
+
+pub use clock::ManualClock;
+
+/// Calls `$callback!` with the name of every contract test, so each adapter runs
+/// the whole suite by defining one macro that turns a name into a test:
+///
+/// ```ignore
+/// macro_rules! contract {
+///     ($($name:ident),*) => {$(
+///         #[tokio::test]
+///         async fn $name() { tandem_ports::testing::contract::$name(new_store().await).await }
+///     )*};
+/// }
+/// tandem_ports::for_each_contract_test!(contract);
+/// ```
+#[macro_export]
+macro_rules! for_each_contract_test {
+    ($callback:ident) => {
+        $callback!(
+            creates_and_reads_a_session,
+            unknown_ids_are_not_found,
+            change_of_a_missing_session_is_not_found,
+            events_are_numbered_from_one_without_gaps,
+            events_page_after_a_seq,
+            concurrent_writers_get_gapless_seqs,
+            concurrent_approvals_exactly_one_wins,
+            failed_change_leaves_nothing_behind,
+            stale_update_is_a_conflict,
+            ended_session_refuses_further_changes,
+            duplicate_token_is_a_duplicate,
+            change_cannot_write_into_another_session,
+            participants_update_and_token_lookup,
+            invites_update_and_token_lookup,
+            sessions_list_newest_first_by_workspace_and_status,
+            sessions_due_finds_expired_and_idle_sessions,
+            activity_only_moves_forward,
+            comments_page_in_posting_order,
+            prompts_filter_page_and_queue_order,
+            prompts_in_status_across_sessions,
+            permission_requests_round_trip,
+            api_keys_round_trip_and_revoke,
+            first_admin_key_is_inserted_once,
+            every_event_type_round_trips,
+            ping_answers
+        );
+    };
+}
