@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::comment::Comment;
 use crate::duration::Ttl;
-use crate::enums::string_enum;
+use crate::enums::{UnknownVariant, string_enum};
 use crate::ids::{
     AgentProfileName, ApiKeyId, CommentId, ParticipantId, PermissionRequestId, PromptId, SessionId,
 };
@@ -83,6 +83,41 @@ impl Actor {
     /// An API key actor.
     pub const fn ApiKey(id: ApiKeyId) -> Self {
         Self::ApiKey { id }
+    }
+}
+
+impl Actor {
+    /// The actor's kind as stored: `participant`, `api_key`, `agent`, `system`.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Participant { .. } => "participant",
+            Self::ApiKey { .. } => "api_key",
+            Self::Agent => "agent",
+            Self::System => "system",
+        }
+    }
+
+    /// The participant's or API key's id; `None` for the agent and the system.
+    pub const fn id(&self) -> Option<uuid::Uuid> {
+        match self {
+            Self::Participant { id } => Some(id.as_uuid()),
+            Self::ApiKey { id } => Some(id.as_uuid()),
+            Self::Agent | Self::System => None,
+        }
+    }
+
+    /// Rebuilds an actor from its stored kind and id.
+    pub fn from_parts(kind: &str, id: Option<uuid::Uuid>) -> Result<Self, UnknownVariant> {
+        match (kind, id) {
+            ("participant", Some(id)) => Ok(Self::Participant(ParticipantId::from_uuid(id))),
+            ("api_key", Some(id)) => Ok(Self::ApiKey(ApiKeyId::from_uuid(id))),
+            ("agent", None) => Ok(Self::Agent),
+            ("system", None) => Ok(Self::System),
+            (other, _) => Err(UnknownVariant {
+                kind: "actor",
+                value: other.to_owned(),
+            }),
+        }
     }
 }
 
