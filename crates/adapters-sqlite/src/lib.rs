@@ -1,1 +1,500 @@
-//! placeholder
+//! Tandem's SQLite adapter: the embedded, zero-setup `SessionStore`, so that
+//! `cargo run` needs nothing else.
+//!
+//! SQLite allows one writer at a time, so all writes go through a pool of exactly
+//! one connection (they queue in the pool instead of failing with `SQLITE_BUSY`),
+//! while reads use a pool of read-only connections beside it (WAL mode). Every
+//! change commits with its events in one transaction, with `synchronous = FULL`
+//! so that a committed change survives a power loss.
+
+mod rows;
+mod time;
+mod write;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::SqlitePool;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use tandem_domain::{
+    ApiKey, ApiKeyId, Comment, CommentId, Event, Invite, InviteId, Participant, ParticipantId,
+    PermissionRequest, PermissionRequestId, Prompt, PromptId, PromptStatus, Seq, Session,
+    SessionId, SessionStatus, WorkspaceId,
+};
+use tandem_ports::{
+    Change, Page, PromptFilter, SessionFilter, SessionStore, StoreError, TokenHash,
+};
+
+use crate::rows::{
+    ApiKeyRow, CommentRow, EventRow, InviteRow, ParticipantRow, PermissionRequestRow, PromptRow,
+    SessionRow, scopes_text,
+};
+use crate::time::{micros, opt_micros};
+
+/// The schema migrations, embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// How long a connection waits for a lock held by another process before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A `SessionStore` in one SQLite file. Cheap to clone: clones share the pools.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+/// Maps sqlx errors onto the port's: a unique violation is a duplicate, a missing
+/// row or a dangling reference is "not found", anything else is a backend failure.
+pub(crate) fn map_err(error: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &error {
+        if db.is_unique_violation() {
+            return StoreError::Duplicate;
+        }
+        if db.is_foreign_key_violation() {
+            return StoreError::NotFound;
+        }
+    }
+    if matches!(error, sqlx::Error::RowNotFound) {
+        return StoreError::NotFound;
+    }
+    StoreError::backend(error)
+}
+
+const SESSION_COLUMNS: &str =
+    "id, workspace_id, title, host_user_id, agent_profile, agent_session_id, mode,
+    permission_policy, close_reason, closed_at, summary, created_at, expires_at, idle_timeout_secs,
+    last_activity_at, last_seq, version";
+const PARTICIPANT_COLUMNS: &str =
+    "id, session_id, user_id, display_name, role, joined_at, left_at, removed_by, version";
+const INVITE_COLUMNS: &str =
+    "id, session_id, role, max_uses, uses, created_at, expires_at, revoked_at, version";
+const PROMPT_COLUMNS: &str =
+    "id, session_id, author_participant_id, text, status, created_at, queued_at,
+    resolved_at, resolved_by, started_at, finished_at, stop_reason, error, retry_of, version";
+const PERMISSION_COLUMNS: &str =
+    "id, session_id, prompt_id, tool_call, options, created_at, deadline,
+    outcome, cause, resolved_by, resolved_at, version";
+const API_KEY_COLUMNS: &str = "id, workspace_id, name, scopes, created_at, revoked_at";
+
+/// The idle deadline of a session row, in stored microseconds.
+const IDLE_DEADLINE: &str = "(last_activity_at + idle_timeout_secs * 1000000)";
+
+fn limit(n: u32) -> i64 {
+    i64::from(n)
+}
+
+fn seq(value: Seq) -> Result<i64, StoreError> {
+    i64::try_from(value.get()).map_err(StoreError::backend)
+}
+
+fn convert<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> Result<Vec<T>, StoreError> {
+    rows.into_iter().map(T::try_from).collect()
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url`, e.g. `sqlite://tandem.db`,
+    /// and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url).map_err(StoreError::backend)?;
+        Self::open_with(options).await
+    }
+
+    /// Opens (creating if needed) the database file at `path` and migrates it.
+    pub async fn open_file(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(SqliteConnectOptions::new().filename(path)).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(StoreError::backend)?;
+        MIGRATOR.run(&writer).await.map_err(StoreError::backend)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(Self { writer, reader })
+    }
+
+    /// Closes both pools, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    async fn one<R, T>(&self, sql: &str, id: uuid::Uuid) -> Result<T, StoreError>
+    where
+        R: for<'r> sqlx::FromRow<'r, SqliteRow> + Send + Unpin,
+        T: TryFrom<R, Error = StoreError>,
+    {
+        let row: R = sqlx::query_as(sql)
+            .bind(id)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err)?;
+        T::try_from(row)
+    }
+
+    async fn by_token<R, T>(&self, sql: &str, token_hash: &TokenHash) -> Result<T, StoreError>
+    where
+        R: for<'r> sqlx::FromRow<'r, SqliteRow> + Send + Unpin,
+        T: TryFrom<R, Error = StoreError>,
+    {
+        let row: R = sqlx::query_as(sql)
+            .bind(token_hash.as_bytes().as_slice())
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err)?;
+        T::try_from(row)
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn apply(&self, change: Change) -> Result<Vec<Event>, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let events = write::apply(&mut tx, &change).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(events)
+    }
+
+    async fn session(&self, id: SessionId) -> Result<Session, StoreError> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1");
+        self.one::<SessionRow, _>(&sql, id.as_uuid()).await
+    }
+
+    async fn sessions(
+        &self,
+        filter: &SessionFilter,
+        page: Page<SessionId>,
+    ) -> Result<Vec<Session>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions
+              WHERE workspace_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
+              ORDER BY id DESC LIMIT ?4"
+        );
+        let rows: Vec<SessionRow> = sqlx::query_as(&sql)
+            .bind(filter.workspace_id.as_str())
+            .bind(filter.status.map(SessionStatus::as_str))
+            .bind(page.after.map(|id| id.as_uuid()))
+            .bind(limit(page.limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        convert(rows)
+    }
+
+    async fn sessions_due(&self, now: DateTime<Utc>, max: u32) -> Result<Vec<Session>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions
+              WHERE status = 'active' AND (expires_at <= ?1 OR {IDLE_DEADLINE} <= ?1)
+              ORDER BY MIN(expires_at, {IDLE_DEADLINE}), id
+              LIMIT ?2"
+        );
+        let rows: Vec<SessionRow> = sqlx::query_as(&sql)
+            .bind(micros(now))
+            .bind(limit(max))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        convert(rows)
+    }
+
+    async fn participant(&self, id: ParticipantId) -> Result<Participant, StoreError> {
+        let sql = format!("SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE id = ?1");
+        self.one::<ParticipantRow, _>(&sql, id.as_uuid()).await
+    }
+
+    async fn participant_by_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> Result<Participant, StoreError> {
+        let sql = format!("SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE token_hash = ?1");
+        self.by_token::<ParticipantRow, _>(&sql, token_hash).await
+    }
+
+    async fn participants(&self, session_id: SessionId) -> Result<Vec<Participant>, StoreError> {
+        let sql = format!(
+            "SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE session_id = ?1 ORDER BY id"
+        );
+        let rows: Vec<ParticipantRow> = sqlx::query_as(&sql)
+            .bind(session_id.as_uuid())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        convert(rows)
+    }
+
+    async fn invite(&self, id: InviteId) -> Result<Invite, StoreError> {
+        let sql = format!("SELECT {INVITE_COLUMNS} FROM invites WHERE id = ?1");
+        self.one::<InviteRow, _>(&sql, id.as_uuid()).await
+    }
+
+    async fn invite_by_token(&self, token_hash: &TokenHash) -> Result<Invite, StoreError> {
+        let sql = format!("SELECT {INVITE_COLUMNS} FROM invites WHERE token_hash = ?1");
+        self.by_token::<InviteRow, _>(&sql, token_hash).await
+    }
+
+    async fn invites(&self, session_id: SessionId) -> Result<Vec<Invite>, StoreError> {
+        let sql = format!("SELECT {INVITE_COLUMNS} FROM invites WHERE session_id = ?1 ORDER BY id");
+        let rows: Vec<InviteRow> = sqlx::query_as(&sql)
+            .bind(session_id.as_uuid())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        convert(rows)
+    }
+
+    async fn comments(
+        &self,
+        session_id: SessionId,
+        page: Page<CommentId>,
+    ) -> Result<Vec<Comment>, StoreError> {
+        let rows: Vec<CommentRow> = sqlx::query_as(
+            "SELECT id, session_id, author_participant_id, text, created_at FROM comments
+              WHERE session_id = ?1 AND (?2 IS NULL OR id > ?2)
+              ORDER BY id LIMIT ?3",
+        )
+        .bind(session_id.as_uuid())
+        .bind(page.after.map(|id| id.as_uuid()))
+        .bind(limit(page.limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        convert(rows)
+    }
+
+    async fn prompt(&self, id: PromptId) -> Result<Prompt, StoreError> {
+        let sql = format!("SELECT {PROMPT_COLUMNS} FROM prompts WHERE id = ?1");
+        self.one::<PromptRow, _>(&sql, id.as_uuid()).await
+    }
+
+    async fn prompts(
+        &self,
+        filter: &PromptFilter,
+        page: Page<PromptId>,
+    ) -> Result<Vec<Prompt>, StoreError> {
+        let sql = format!(
+            "SELECT {PROMPT_COLUMNS} FROM prompts
+              WHERE session_id = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id > ?3)
+              ORDER BY id LIMIT ?4"
+        );
+        let rows: Vec<PromptRow> = sqlx::query_as(&sql)
+            .bind(filter.session_id.as_uuid())
+            .bind(filter.status.map(PromptStatus::as_str))
+            .bind(page.after.map(|id| id.as_uuid()))
+            .bind(limit(page.limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        convert(rows)
+    }
+
+    async fn next_queued_prompt(
+        &self,
+        session_id: SessionId,
+    ) -> Result<Option<Prompt>, StoreError> {
+        let sql = format!(
+            "SELECT {PROMPT_COLUMNS} FROM prompts
+              WHERE session_id = ?1 AND status = 'queued'
+              ORDER BY queued_at, id LIMIT 1"
+        );
+        let row: Option<PromptRow> = sqlx::query_as(&sql)
+            .bind(session_id.as_uuid())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?;
+        row.map(Prompt::try_from).transpose()
+    }
+
+    async fn prompts_in_status(
+        &self,
+        status: PromptStatus,
+        max: u32,
+    ) -> Result<Vec<Prompt>, StoreError> {
+        let sql =
+            format!("SELECT {PROMPT_COLUMNS} FROM prompts WHERE status = ?1 ORDER BY id LIMIT ?2");
+        let rows: Vec<PromptRow> = sqlx::query_as(&sql)
+            .bind(status.as_str())
+            .bind(limit(max))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        convert(rows)
+    }
+
+    async fn permission_request(
+        &self,
+        id: PermissionRequestId,
+    ) -> Result<PermissionRequest, StoreError> {
+        let sql = format!("SELECT {PERMISSION_COLUMNS} FROM permission_requests WHERE id = ?1");
+        self.one::<PermissionRequestRow, _>(&sql, id.as_uuid())
+            .await
+    }
+
+    async fn open_permission_requests(
+        &self,
+        prompt_id: PromptId,
+    ) -> Result<Vec<PermissionRequest>, StoreError> {
+        let sql = format!(
+            "SELECT {PERMISSION_COLUMNS} FROM permission_requests
+              WHERE prompt_id = ?1 AND resolved_at IS NULL ORDER BY id"
+        );
+        let rows: Vec<PermissionRequestRow> = sqlx::query_as(&sql)
+            .bind(prompt_id.as_uuid())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        convert(rows)
+    }
+
+    async fn events(
+        &self,
+        session_id: SessionId,
+        after: Seq,
+        max: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT session_id, seq, type, actor_kind, actor_id, data, created_at FROM events
+              WHERE session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )
+        .bind(session_id.as_uuid())
+        .bind(seq(after)?)
+        .bind(limit(max))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        convert(rows)
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey, token_hash: &TokenHash) -> Result<(), StoreError> {
+        insert_api_key(&self.writer, key, token_hash).await
+    }
+
+    async fn insert_first_admin_key(
+        &self,
+        key: &ApiKey,
+        token_hash: &TokenHash,
+    ) -> Result<bool, StoreError> {
+        // The single writer connection serializes this check-then-insert.
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM api_keys
+                             WHERE revoked_at IS NULL AND ' ' || scopes || ' ' LIKE '% admin %')",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if exists {
+            return Ok(false);
+        }
+        insert_api_key(&mut *tx, key, token_hash).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn api_key_by_token(&self, token_hash: &TokenHash) -> Result<ApiKey, StoreError> {
+        let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE token_hash = ?1");
+        self.by_token::<ApiKeyRow, _>(&sql, token_hash).await
+    }
+
+    async fn api_key(&self, id: ApiKeyId) -> Result<ApiKey, StoreError> {
+        let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?1");
+        self.one::<ApiKeyRow, _>(&sql, id.as_uuid()).await
+    }
+
+    async fn api_keys(
+        &self,
+        workspace_id: Option<&WorkspaceId>,
+        page: Page<ApiKeyId>,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        let sql = format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys
+              WHERE (?1 IS NULL OR workspace_id = ?1) AND (?2 IS NULL OR id < ?2)
+              ORDER BY id DESC LIMIT ?3"
+        );
+        let rows: Vec<ApiKeyRow> = sqlx::query_as(&sql)
+            .bind(workspace_id.map(WorkspaceId::as_str))
+            .bind(page.after.map(|id| id.as_uuid()))
+            .bind(limit(page.limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        convert(rows)
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let result =
+            sqlx::query("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
+                .bind(id.as_uuid())
+                .bind(micros(at))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        if result.rows_affected() == 1 {
+            tx.commit().await.map_err(map_err)?;
+            return Ok(());
+        }
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = ?1)")
+                .bind(id.as_uuid())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        Err(if exists {
+            StoreError::Conflict
+        } else {
+            StoreError::NotFound
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+async fn insert_api_key<'e, E>(
+    executor: E,
+    key: &ApiKey,
+    token_hash: &TokenHash,
+) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO api_keys (id, workspace_id, name, scopes, token_hash, created_at, revoked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .bind(key.id.as_uuid())
+    .bind(key.workspace_id.as_str())
+    .bind(key.name.as_str())
+    .bind(scopes_text(&key.scopes))
+    .bind(token_hash.as_bytes().as_slice())
+    .bind(micros(key.created_at))
+    .bind(opt_micros(key.revoked_at))
+    .execute(executor)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}

@@ -310,11 +310,15 @@ pub async fn concurrent_approvals_exactly_one_wins<S: SessionStore + Clone>(stor
     store.apply(change).await.expect("submit");
     assert_eq!(pending.status, PromptStatus::PendingApproval);
 
+    // Both approvers read the pending prompt before either writes.
+    let reads = [
+        store.prompt(pending.id).await.expect("read prompt"),
+        store.prompt(pending.id).await.expect("read prompt"),
+    ];
     let store = Arc::new(store);
     let mut tasks = JoinSet::new();
-    for i in 0..2 {
+    for (i, read) in (0..).zip(reads) {
         let store = Arc::clone(&store);
-        let read = store.prompt(pending.id).await.expect("read prompt");
         let approved = read
             .approve(&new.created.session, &new.created.host, at(3 + i))
             .expect("approve");

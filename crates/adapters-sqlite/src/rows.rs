@@ -1,0 +1,356 @@
+//! Row structs of the SQLite schema and their conversion to domain types. They
+//! stay private to this adapter.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use sqlx::FromRow;
+use sqlx::types::Json;
+use tandem_domain::{
+    Actor, AgentProfileName, ApiKey, ApiKeyId, ApiKeyName, Comment, CommentId, CommentText,
+    DisplayName, Event, EventPayload, Invite, InviteId, Participant, ParticipantId,
+    PermissionOption, PermissionOutcome, PermissionRequest, PermissionRequestId,
+    PermissionResolution, Prompt, PromptId, PromptText, Scope, Seq, Session, SessionEnd, SessionId,
+    Summary, Title, Ttl, UserId, WorkspaceId,
+};
+use tandem_ports::StoreError;
+
+use crate::time::{opt_time, time};
+use uuid::Uuid;
+
+/// Stored data this version cannot read: a bug or a foreign write, never user input.
+fn corrupt(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::backend(error)
+}
+
+fn parse<T: FromStr>(raw: &str) -> Result<T, StoreError>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    raw.parse().map_err(corrupt)
+}
+
+fn parse_opt<T: FromStr>(raw: Option<&str>) -> Result<Option<T>, StoreError>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    raw.map(parse).transpose()
+}
+
+fn unsigned(value: i64) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(corrupt)
+}
+
+/// Scopes are stored space-separated.
+pub(crate) fn scopes_text(scopes: &BTreeSet<Scope>) -> String {
+    scopes
+        .iter()
+        .map(|scope| scope.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[derive(FromRow)]
+pub(crate) struct SessionRow {
+    id: Uuid,
+    workspace_id: String,
+    title: String,
+    host_user_id: Option<String>,
+    agent_profile: String,
+    agent_session_id: Option<String>,
+    mode: String,
+    permission_policy: String,
+    close_reason: Option<String>,
+    closed_at: Option<i64>,
+    summary: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+    idle_timeout_secs: i64,
+    last_activity_at: i64,
+    last_seq: i64,
+    version: i64,
+}
+
+impl TryFrom<SessionRow> for Session {
+    type Error = StoreError;
+
+    fn try_from(row: SessionRow) -> Result<Self, StoreError> {
+        let end = match (row.close_reason.as_deref(), row.closed_at) {
+            (Some(reason), Some(at)) => Some(SessionEnd {
+                reason: parse(reason)?,
+                at: time(at)?,
+                summary: row
+                    .summary
+                    .as_deref()
+                    .map(Summary::from_stored)
+                    .transpose()
+                    .map_err(corrupt)?,
+            }),
+            (None, None) => None,
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(StoreError::Backend(
+                    "session row with half an ending".into(),
+                ));
+            }
+        };
+        Ok(Self {
+            id: SessionId::from_uuid(row.id),
+            workspace_id: WorkspaceId::parse(&row.workspace_id).map_err(corrupt)?,
+            title: Title::from_stored(&row.title).map_err(corrupt)?,
+            host_user_id: row
+                .host_user_id
+                .as_deref()
+                .map(UserId::parse)
+                .transpose()
+                .map_err(corrupt)?,
+            agent_profile: AgentProfileName::parse(&row.agent_profile).map_err(corrupt)?,
+            agent_session_id: row.agent_session_id,
+            mode: parse(&row.mode)?,
+            permission_policy: parse(&row.permission_policy)?,
+            created_at: time(row.created_at)?,
+            expires_at: time(row.expires_at)?,
+            idle_timeout: Ttl::from_secs(unsigned(row.idle_timeout_secs)?).map_err(corrupt)?,
+            last_activity_at: time(row.last_activity_at)?,
+            end,
+            last_seq: Seq::new(u64::try_from(row.last_seq).map_err(corrupt)?),
+            version: unsigned(row.version)?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct ParticipantRow {
+    id: Uuid,
+    session_id: Uuid,
+    user_id: Option<String>,
+    display_name: String,
+    role: String,
+    joined_at: i64,
+    left_at: Option<i64>,
+    removed_by: Option<Uuid>,
+    version: i64,
+}
+
+impl TryFrom<ParticipantRow> for Participant {
+    type Error = StoreError;
+
+    fn try_from(row: ParticipantRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: ParticipantId::from_uuid(row.id),
+            session_id: SessionId::from_uuid(row.session_id),
+            user_id: row
+                .user_id
+                .as_deref()
+                .map(UserId::parse)
+                .transpose()
+                .map_err(corrupt)?,
+            display_name: DisplayName::from_stored(&row.display_name).map_err(corrupt)?,
+            role: parse(&row.role)?,
+            joined_at: time(row.joined_at)?,
+            left_at: opt_time(row.left_at)?,
+            removed_by: row.removed_by.map(ParticipantId::from_uuid),
+            version: unsigned(row.version)?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct InviteRow {
+    id: Uuid,
+    session_id: Uuid,
+    role: String,
+    max_uses: Option<i64>,
+    uses: i64,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    version: i64,
+}
+
+impl TryFrom<InviteRow> for Invite {
+    type Error = StoreError;
+
+    fn try_from(row: InviteRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: InviteId::from_uuid(row.id),
+            session_id: SessionId::from_uuid(row.session_id),
+            role: parse(&row.role)?,
+            max_uses: row.max_uses.map(unsigned).transpose()?,
+            uses: unsigned(row.uses)?,
+            created_at: time(row.created_at)?,
+            expires_at: opt_time(row.expires_at)?,
+            revoked_at: opt_time(row.revoked_at)?,
+            version: unsigned(row.version)?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct CommentRow {
+    id: Uuid,
+    session_id: Uuid,
+    author_participant_id: Uuid,
+    text: String,
+    created_at: i64,
+}
+
+impl TryFrom<CommentRow> for Comment {
+    type Error = StoreError;
+
+    fn try_from(row: CommentRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: CommentId::from_uuid(row.id),
+            session_id: SessionId::from_uuid(row.session_id),
+            author: ParticipantId::from_uuid(row.author_participant_id),
+            text: CommentText::from_stored(&row.text).map_err(corrupt)?,
+            created_at: time(row.created_at)?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct PromptRow {
+    id: Uuid,
+    session_id: Uuid,
+    author_participant_id: Uuid,
+    text: String,
+    status: String,
+    created_at: i64,
+    queued_at: Option<i64>,
+    resolved_at: Option<i64>,
+    resolved_by: Option<Uuid>,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    stop_reason: Option<String>,
+    error: Option<String>,
+    retry_of: Option<Uuid>,
+    version: i64,
+}
+
+impl TryFrom<PromptRow> for Prompt {
+    type Error = StoreError;
+
+    fn try_from(row: PromptRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: PromptId::from_uuid(row.id),
+            session_id: SessionId::from_uuid(row.session_id),
+            author: ParticipantId::from_uuid(row.author_participant_id),
+            text: PromptText::from_stored(&row.text).map_err(corrupt)?,
+            status: parse(&row.status)?,
+            created_at: time(row.created_at)?,
+            queued_at: opt_time(row.queued_at)?,
+            resolved_at: opt_time(row.resolved_at)?,
+            resolved_by: row.resolved_by.map(ParticipantId::from_uuid),
+            started_at: opt_time(row.started_at)?,
+            finished_at: opt_time(row.finished_at)?,
+            stop_reason: parse_opt(row.stop_reason.as_deref())?,
+            error: row.error,
+            retry_of: row.retry_of.map(PromptId::from_uuid),
+            version: unsigned(row.version)?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct PermissionRequestRow {
+    id: Uuid,
+    session_id: Uuid,
+    prompt_id: Uuid,
+    tool_call: Json<serde_json::Value>,
+    options: Json<Vec<PermissionOption>>,
+    created_at: i64,
+    deadline: i64,
+    outcome: Option<Json<PermissionOutcome>>,
+    cause: Option<String>,
+    resolved_by: Option<Uuid>,
+    resolved_at: Option<i64>,
+    version: i64,
+}
+
+impl TryFrom<PermissionRequestRow> for PermissionRequest {
+    type Error = StoreError;
+
+    fn try_from(row: PermissionRequestRow) -> Result<Self, StoreError> {
+        let resolution = match (row.outcome, row.cause.as_deref(), row.resolved_at) {
+            (Some(Json(outcome)), Some(cause), Some(at)) => Some(PermissionResolution {
+                outcome,
+                cause: parse(cause)?,
+                by: row.resolved_by.map(ParticipantId::from_uuid),
+                at: time(at)?,
+            }),
+            (None, None, None) => None,
+            _ => {
+                return Err(StoreError::Backend(
+                    "permission request with half a resolution".into(),
+                ));
+            }
+        };
+        Ok(Self {
+            id: PermissionRequestId::from_uuid(row.id),
+            session_id: SessionId::from_uuid(row.session_id),
+            prompt_id: PromptId::from_uuid(row.prompt_id),
+            tool_call: row.tool_call.0,
+            options: row.options.0,
+            created_at: time(row.created_at)?,
+            deadline: time(row.deadline)?,
+            resolution,
+            version: unsigned(row.version)?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct EventRow {
+    session_id: Uuid,
+    seq: i64,
+    #[sqlx(rename = "type")]
+    event_type: String,
+    actor_kind: String,
+    actor_id: Option<Uuid>,
+    data: Json<serde_json::Value>,
+    created_at: i64,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = StoreError;
+
+    fn try_from(row: EventRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            session_id: SessionId::from_uuid(row.session_id),
+            seq: Seq::new(u64::try_from(row.seq).map_err(corrupt)?),
+            at: time(row.created_at)?,
+            actor: Actor::from_parts(&row.actor_kind, row.actor_id).map_err(corrupt)?,
+            payload: EventPayload::from_parts(&row.event_type, row.data.0).map_err(corrupt)?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct ApiKeyRow {
+    id: Uuid,
+    workspace_id: String,
+    name: String,
+    scopes: String,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = StoreError;
+
+    fn try_from(row: ApiKeyRow) -> Result<Self, StoreError> {
+        let scopes = row
+            .scopes
+            .split_whitespace()
+            .map(parse)
+            .collect::<Result<BTreeSet<Scope>, _>>()?;
+        Ok(Self {
+            id: ApiKeyId::from_uuid(row.id),
+            workspace_id: WorkspaceId::parse(&row.workspace_id).map_err(corrupt)?,
+            name: ApiKeyName::parse(&row.name).map_err(corrupt)?,
+            scopes,
+            created_at: time(row.created_at)?,
+            revoked_at: opt_time(row.revoked_at)?,
+        })
+    }
+}

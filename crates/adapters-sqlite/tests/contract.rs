@@ -1,0 +1,49 @@
+//! The storage contract suite against a real SQLite file, one fresh file per test.
+
+use tandem_sqlite::SqliteStore;
+use tempfile::TempDir;
+
+/// A store over a new database file; the directory lives as long as the test.
+async fn new_store() -> (SqliteStore, TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open_file(&dir.path().join("tandem.db"))
+        .await
+        .expect("open");
+    (store, dir)
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let (store, _dir) = new_store().await;
+            tandem_ports::testing::contract::$name(store).await;
+        }
+    )*};
+}
+
+tandem_ports::for_each_contract_test!(contract);
+
+#[tokio::test]
+async fn survives_reopening() {
+    let (store, dir) = new_store().await;
+    let path = dir.path().join("tandem.db");
+    tandem_ports::testing::contract::survives_reopening(store, |store| async move {
+        store.close().await;
+        SqliteStore::open_file(&path).await.expect("reopen")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn opens_by_url_and_creates_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("by-url.db");
+    let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open");
+    tandem_ports::SessionStore::ping(&store)
+        .await
+        .expect("ping");
+    assert!(path.exists());
+}
