@@ -1,5 +1,7 @@
 //! Invites: links that let people join a session with a role chosen by the host.
 
+use std::num::NonZeroU32;
+
 use chrono::{DateTime, Utc};
 
 use crate::access::{self, Action};
@@ -31,8 +33,9 @@ impl From<InviteRole> for Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InviteSettings {
     pub role: InviteRole,
-    /// How many joins the invite allows; `None` for no limit.
-    pub max_uses: Option<u32>,
+    /// How many joins the invite allows; `None` for no limit. Never zero: an
+    /// invite nobody can use is refused when the settings are built.
+    pub max_uses: Option<NonZeroU32>,
     /// How long the invite works; `None` for as long as the session.
     pub expires_in: Option<Ttl>,
 }
@@ -69,7 +72,8 @@ impl Invite {
         }
     }
 
-    /// `by` (the host) creates another invite. `max_uses` of zero is refused.
+    /// `by` (the host) creates another invite. `max_uses` of zero cannot be
+    /// expressed (`NonZeroU32`).
     pub fn create(
         id: InviteId,
         session: &Session,
@@ -88,7 +92,7 @@ impl Invite {
             id,
             session_id: session.id,
             role: settings.role,
-            max_uses: settings.max_uses,
+            max_uses: settings.max_uses.map(NonZeroU32::get),
             uses: 0,
             created_at: now,
             expires_at: settings.expires_in.map(|ttl| now + ttl.as_delta()),
