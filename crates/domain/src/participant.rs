@@ -124,6 +124,19 @@ impl Participant {
         session.ensure_active(now)
     }
 
+    /// Checks that this participant may manage the session (host-only reads, such
+    /// as the invite list, which holds no secrets but is the host's business).
+    pub fn ensure_host(&self) -> Result<(), DomainError> {
+        if access::may_manage_session(self.role) {
+            Ok(())
+        } else {
+            Err(DomainError::Forbidden {
+                action: Action::ManageSession,
+                role: self.role,
+            })
+        }
+    }
+
     /// Leaves the session. The host closes it instead.
     pub fn leave(
         &self,

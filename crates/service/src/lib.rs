@@ -1,5 +1,162 @@
-//! Tandem's use cases: one function per action of DESIGN.md §2 (`create_session`,
-//! `join`, `post_comment`, `submit_prompt`, `approve_prompt`, ...). Each authorizes
-//! with the domain's rules, writes through the `SessionStore` port, publishes on the
-//! `EventBus`, and the per-session prompt runner drives the `AgentExecutor`. It does
-//! no I/O of its own. The use cases arrive with the HTTP API.
+//! Tandem's use cases: one method per action of DESIGN.md §2 on [`Tandem`].
+//!
+//! Each use case authenticates and authorizes with the domain's rules, computes the
+//! transition, commits it (state and events in one transaction) through the
+//! `SessionStore`, then wakes stream subscribers through the `EventBus`. Reads and
+//! writes settle lazy expiry: a session past its limits is expired on first touch.
+//! The service does no I/O of its own beyond the ports.
+
+mod access;
+mod api_keys;
+mod bus;
+mod comments;
+mod credentials;
+mod error;
+mod invites;
+mod participants;
+mod permissions;
+mod prompts;
+mod sessions;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tandem_domain::{AgentProfileName, Event, TextLimits};
+use tandem_ports::{Change, Clock, EventBus, SessionStore, StoreError};
+
+pub use api_keys::{CreatedApiKey, MIN_BOOTSTRAP_KEY_LEN};
+pub use bus::LocalEventBus;
+pub use credentials::{Caller, Secret, TokenKind, hash_token};
+pub use error::{Invalid, Resource, ServiceError};
+pub use invites::CreatedInvite;
+pub use participants::JoinedSession;
+pub use prompts::{CancelResult, CancelSwitches};
+pub use sessions::{NewSession, SessionCreated, SessionDetails};
+
+/// How many times a use case re-reads and retries after a concurrent change.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// Re-runs a use case's attempt (an `async` expression) while it loses a race.
+macro_rules! retry_on_conflict {
+    ($attempt:expr) => {{
+        let mut attempts = 1;
+        loop {
+            match $attempt {
+                Err($crate::ServiceError::Conflict) if attempts < $crate::MAX_ATTEMPTS => {
+                    attempts += 1
+                }
+                outcome => break outcome,
+            }
+        }
+    }};
+}
+pub(crate) use retry_on_conflict;
+
+/// Settings of the use cases.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Limits on client text.
+    pub limits: TextLimits,
+    /// The agent profiles clients may pick; the first is the default.
+    pub agent_profiles: BTreeSet<AgentProfileName>,
+    /// The profile of sessions created without one.
+    pub default_agent_profile: AgentProfileName,
+    /// How long the host has to answer an agent's permission request.
+    pub permission_timeout: TimeDelta,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        let echo = AgentProfileName::default_profile();
+        Self {
+            limits: TextLimits::DEFAULT,
+            agent_profiles: BTreeSet::from([echo.clone()]),
+            default_agent_profile: echo,
+            permission_timeout: TimeDelta::minutes(5),
+        }
+    }
+}
+
+/// The use cases, over the ports. Cheap to clone.
+#[derive(Clone)]
+pub struct Tandem {
+    store: Arc<dyn SessionStore>,
+    bus: Arc<dyn EventBus>,
+    clock: Arc<dyn Clock>,
+    config: Arc<ServiceConfig>,
+    cancels: Arc<CancelSwitches>,
+}
+
+impl std::fmt::Debug for Tandem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tandem")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tandem {
+    /// The use cases over these ports.
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        bus: Arc<dyn EventBus>,
+        clock: Arc<dyn Clock>,
+        config: ServiceConfig,
+    ) -> Self {
+        Self {
+            store,
+            bus,
+            clock,
+            config: Arc::new(config),
+            cancels: Arc::default(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// The store, for the parts of the server that read the log directly (streams).
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    /// The event bus, for stream subscribers.
+    pub fn bus(&self) -> &Arc<dyn EventBus> {
+        &self.bus
+    }
+
+    /// Whether the database answers.
+    pub async fn ready(&self) -> Result<(), ServiceError> {
+        self.store.ping().await.map_err(ServiceError::Store)
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Commits a change and wakes the session's subscribers. A lost race (stale
+    /// version, or the session ended meanwhile) is a `Conflict`, for the caller to
+    /// retry from a fresh read.
+    async fn commit(&self, change: Change) -> Result<Vec<Event>, ServiceError> {
+        let session_id = change.session_id;
+        let events = self
+            .store
+            .apply(change)
+            .await
+            .map_err(|error| match error {
+                StoreError::Conflict | StoreError::SessionInactive | StoreError::NotFound => {
+                    ServiceError::Conflict
+                }
+                other @ (StoreError::Duplicate | StoreError::Backend(_)) => {
+                    ServiceError::Store(other)
+                }
+            })?;
+        if let Some(last) = events.last() {
+            self.bus.publish(session_id, last.seq);
+        }
+        Ok(events)
+    }
+}
