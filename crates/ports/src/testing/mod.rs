@@ -1,7 +1,6 @@
 #![expect(
     clippy::missing_panics_doc,
-    clippy::too_many_lines,
-    reason = "test support: scenarios read top to bottom, and panicking is how they report a broken promise"
+    reason = "test support: panicking is how it reports a broken promise"
 )]
 
 //! Test support shared by the adapters and the service (feature `testing`): the

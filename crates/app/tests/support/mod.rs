@@ -1,0 +1,233 @@
+//! Boots the real server on 127.0.0.1:0 and drives it over HTTP with a small client
+//! that asserts the status it expects.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the support code"
+)]
+
+use std::net::SocketAddr;
+
+use reqwest::Method;
+use serde_json::Value;
+use tandem::Config;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+/// A running server and what a test needs to talk to it.
+pub(crate) struct TestServer {
+    pub(crate) addr: SocketAddr,
+    pub(crate) admin_key: String,
+    pub(crate) tandem: tandem_service::Tandem,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: Option<TempDir>,
+}
+
+impl TestServer {
+    /// A server over a fresh SQLite file.
+    pub(crate) async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("tandem.db").display());
+        Self::start(url, Some(dir)).await
+    }
+
+    /// A server over the Postgres database `options` name (a fresh one per test).
+    pub(crate) async fn postgres(options: &sqlx::postgres::PgConnectOptions) -> Self {
+        let url = format!(
+            "postgres://{}@{}:{}/{}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port(),
+            options.get_database().expect("a test database")
+        );
+        Self::start(url, None).await
+    }
+
+    async fn start(database_url: String, dir: Option<TempDir>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tandem::build(Config::new(addr, database_url), listener)
+            .await
+            .expect("server builds");
+        let admin_key = server
+            .bootstrapped_key()
+            .expect("a fresh database bootstraps an admin key")
+            .secret
+            .expose()
+            .to_owned();
+        let tandem = server.tandem().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            admin_key,
+            tandem,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// A client of this server.
+    pub(crate) fn client(&self) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: format!("http://{}", self.addr),
+        }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub(crate) async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+    }
+}
+
+/// An HTTP client for the API; every call states the status it expects.
+#[derive(Clone)]
+pub(crate) struct Client {
+    http: reqwest::Client,
+    pub(crate) base: String,
+}
+
+/// A response: status, content type and JSON body (Null when empty).
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) content_type: String,
+    pub(crate) body: Value,
+}
+
+impl Client {
+    /// Sends `body` (if any) as JSON with `token` (if any) and asserts the status.
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        expect: u16,
+    ) -> Value {
+        let reply = self.send(method.clone(), path, token, body).await;
+        assert_eq!(
+            reply.status, expect,
+            "{method} {path} answered {} with {}",
+            reply.status, reply.body
+        );
+        if reply.status >= 400 {
+            assert_eq!(
+                reply.content_type, "application/problem+json",
+                "{method} {path}: errors are problem+json"
+            );
+        }
+        reply.body
+    }
+
+    /// Sends a request and returns whatever came back.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.finish(request).await
+    }
+
+    /// Sends a raw body with a given content type.
+    pub(crate) async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.finish(request).await
+    }
+
+    async fn finish(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = response.bytes().await.expect("a body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!("a JSON body, got {:?}", String::from_utf8_lossy(&bytes))
+            })
+        };
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    pub(crate) async fn get(&self, path: &str, token: &str, expect: u16) -> Value {
+        self.call(Method::GET, path, Some(token), None, expect)
+            .await
+    }
+
+    pub(crate) async fn post(&self, path: &str, token: &str, body: Value, expect: u16) -> Value {
+        self.call(Method::POST, path, Some(token), Some(body), expect)
+            .await
+    }
+
+    pub(crate) async fn patch(&self, path: &str, token: &str, body: Value, expect: u16) -> Value {
+        self.call(Method::PATCH, path, Some(token), Some(body), expect)
+            .await
+    }
+
+    pub(crate) async fn delete(&self, path: &str, token: &str, expect: u16) -> Value {
+        self.call(Method::DELETE, path, Some(token), None, expect)
+            .await
+    }
+}
+
+/// The `code` of a problem document.
+pub(crate) fn code(problem: &Value) -> &str {
+    problem["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a problem with a code, got {problem}"))
+}
+
+/// A string field of a JSON object.
+pub(crate) fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{pointer} in {value}"))
+}
