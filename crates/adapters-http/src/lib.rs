@@ -1,11 +1,27 @@
-//! Tandem's HTTP adapter: axum routes for the `/v1` API, bearer-token extractors
-//! for API keys and participant tokens, problem+json errors with stable codes, and
-//! the OpenAPI 3.1 document (utoipa).
+//! Tandem's HTTP adapter: axum routes for the `/v1` API, bearer-token
+//! authentication for API keys and participant tokens, problem+json errors with
+//! stable codes, and the OpenAPI 3.1 document (utoipa).
 //!
 //! The binary needs only [`router`], [`HttpConfig`] and [`openapi`].
 
+mod dto;
+mod error;
+mod extract;
+mod layers;
+mod openapi;
+mod routes;
+mod state;
+
 use axum::Router;
 use tandem_service::Tandem;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use error::{ApiError, ErrorCode, FieldError, PROBLEM_JSON, Problem};
+
+use crate::state::AppState;
+
+/// The largest request body accepted by default: 256 KiB (DESIGN.md §4).
+pub const DEFAULT_BODY_LIMIT_BYTES: usize = 256 * 1024;
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,7 +29,8 @@ pub struct HttpConfig {
     /// The server's public base URL (e.g. `http://127.0.0.1:8080`), used to build
     /// invite links.
     pub public_url: String,
-    /// Origins allowed to call the API from a browser; empty turns CORS off.
+    /// Origins allowed to call the API from a browser (`*` for any); empty turns
+    /// CORS off.
     pub cors_origins: Vec<String>,
     /// The largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
@@ -24,18 +41,23 @@ impl Default for HttpConfig {
         Self {
             public_url: "http://127.0.0.1:8080".to_owned(),
             cors_origins: Vec::new(),
-            body_limit_bytes: 256 * 1024,
+            body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
         }
     }
 }
 
-/// The whole HTTP application, every layer applied, ready to serve.
+/// The whole HTTP application with every layer applied: the `/v1` API, the
+/// probes, `/openapi.json` and the Swagger UI at `/docs`.
 pub fn router(tandem: Tandem, config: HttpConfig) -> Router {
-    let _ = (tandem, config);
-    Router::new()
+    let (api, document) = openapi::api_router().split_for_parts();
+    let app = api
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", document))
+        .fallback(|| async { layers::not_found() })
+        .with_state(AppState::new(tandem, &config.public_url));
+    layers::apply(app, &config)
 }
 
 /// The OpenAPI document served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    utoipa::openapi::OpenApiBuilder::new().build()
+    openapi::api_router().into_openapi()
 }

@@ -1,0 +1,162 @@
+//! The middleware around every route: request ids, tracing, sensitive headers,
+//! panics, body limits, CORS, and a last net that turns any error response
+//! without a problem body into one.
+
+use std::any::Any;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::{Level, Span};
+
+use crate::HttpConfig;
+use crate::error::{ApiError, ErrorCode, PROBLEM_JSON};
+use crate::extract::payload_too_large;
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Wraps the routes in every layer, outermost first: sensitive headers, request
+/// id, trace, request id propagation, CORS, problem net, panics, body limit.
+pub(crate) fn apply(router: Router, config: &HttpConfig) -> Router {
+    let limit = config.body_limit_bytes;
+    // Innermost first: each `Router::layer` wraps everything before it.
+    let router = router
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(RequestBodyLimitLayer::new(limit))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::map_response(problem_net));
+    let router = match cors(&config.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+}
+
+/// The span of one request: its method, path (never the query) and id, and the
+/// caller once authenticated. Headers stay out: they carry tokens.
+fn request_span(request: &Request<Body>) -> Span {
+    let request_id = request
+        .headers()
+        .get(X_REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+        caller = tracing::field::Empty,
+    )
+}
+
+/// CORS for the configured origins (`*` for any); `None` when none are.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        let valid = origins.iter().filter_map(|origin| {
+            HeaderValue::from_str(origin.trim_end_matches('/'))
+                .inspect_err(|_| tracing::warn!(%origin, "ignoring a CORS origin that is not a valid header value"))
+                .ok()
+        });
+        AllowOrigin::list(valid)
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                HeaderName::from_static("last-event-id"),
+                X_REQUEST_ID,
+            ])
+            .expose_headers([X_REQUEST_ID, header::WWW_AUTHENTICATE, header::LOCATION]),
+    )
+}
+
+/// Turns an error response that is not problem+json (the router's 405, the body
+/// limit's 413, a library's plain 404) into a problem, keeping its status.
+async fn problem_net(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return response;
+    }
+    let error = match status {
+        StatusCode::NOT_FOUND => not_found(),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            ErrorCode::MethodNotAllowed,
+            "this resource does not support this method",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+            status,
+            ErrorCode::UnsupportedMediaType,
+            "the body's media type is not supported",
+        ),
+        StatusCode::NOT_ACCEPTABLE => ApiError::new(
+            status,
+            ErrorCode::NotAcceptable,
+            "no acceptable representation",
+        ),
+        status if status.is_server_error() => {
+            tracing::error!(%status, "a response without a problem body left the router");
+            ApiError::new(status, ErrorCode::Internal, "an internal error occurred")
+        }
+        status => ApiError::new(status, ErrorCode::BadRequest, "the request is not valid"),
+    };
+    let mut problem = error.into_response();
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        problem.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    problem
+}
+
+/// The 404 of a path no route matches.
+pub(crate) fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        "no resource at this path",
+    )
+}
+
+/// A 500 problem for a handler that panicked; the panic is logged, not sent.
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    tracing::error!(panic = %message, "a request handler panicked");
+    ApiError::internal().into_response()
+}

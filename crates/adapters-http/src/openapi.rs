@@ -1,0 +1,204 @@
+//! The OpenAPI 3.1 document: the handlers' annotations, collected by the
+//! utoipa-axum router that also serves them, plus shared problem responses and
+//! the bearer security scheme.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ErrorCode, FieldError, Problem};
+use crate::routes::{
+    api_keys, comments, events, invites, ops, participants, permissions, prompts, sessions,
+};
+use crate::state::AppState;
+
+pub(crate) use responses::{
+    BadRequest, Conflict, Forbidden, Gone, Internal, NotAcceptable, NotFound, PayloadTooLarge,
+    Unauthorized, Unavailable, Unprocessable, UnsupportedMediaType,
+};
+
+/// The problem responses operations share, as named response components.
+mod responses {
+    #![expect(
+        dead_code,
+        reason = "these types only describe responses for the OpenAPI document"
+    )]
+
+    use utoipa::ToResponse;
+
+    use crate::error::Problem;
+
+    /// Invalid JSON (`MALFORMED_JSON`), or a path or query parameter of the wrong
+    /// form (`INVALID_PATH_PARAMETER`, `INVALID_QUERY_PARAMETER`).
+    #[derive(Debug, ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct BadRequest(Problem);
+
+    /// No credential, or one that matches nothing (`UNAUTHENTICATED`), or a
+    /// participant who left or was removed (`PARTICIPANT_GONE`).
+    #[derive(Debug, ToResponse)]
+    #[response(
+        content_type = "application/problem+json",
+        headers(("WWW-Authenticate" = String, description = "Always `Bearer`."))
+    )]
+    pub(crate) struct Unauthorized(Problem);
+
+    /// The credential is valid but may not do this (`INSUFFICIENT_SCOPE`,
+    /// `HOST_ONLY`, `PROMPT_NOT_ALLOWED`, ...).
+    #[derive(Debug, ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct Forbidden(Problem);
+
+    /// No such record, or none this caller may see (`SESSION_NOT_FOUND`, ...).
+    #[derive(Debug, ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct NotFound(Problem);
+
+    /// The client does not accept any media type this endpoint answers with
+    /// (`NOT_ACCEPTABLE`).
+    #[derive(Debug, ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct NotAcceptable(Problem);
+
+    /// The record's state does not allow this now (`SESSION_INACTIVE`,
+    /// `PROMPT_ALREADY_RESOLVED`, `CONCURRENT_MODIFICATION`, ...).
+    #[derive(Debug, ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct Conflict(Problem);
+
+    /// The invite no longer works (`INVITE_REVOKED`, `INVITE_EXHAUSTED`,
+    /// `INVITE_EXPIRED`).
+    #[derive(Debug, ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct Gone(Problem);
+
+    /// The body is larger than the server accepts (`PAYLOAD_TOO_LARGE`).
+    #[derive(Debug, ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct PayloadTooLarge(Problem);
+
+    /// The body is not declared as `application/json` (`UNSUPPORTED_MEDIA_TYPE`).
+    #[derive(Debug, ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct UnsupportedMediaType(Problem);
+
+    /// The body does not fit the request's schema or rules (`VALIDATION_FAILED`
+    /// with `errors`, `UNKNOWN_AGENT_PROFILE`, `EXPIRY_BEYOND_MAX`,
+    /// `UNKNOWN_PERMISSION_OPTION`).
+    #[derive(Debug, ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct Unprocessable(Problem);
+
+    /// The server failed (`INTERNAL`); the body says nothing about why.
+    #[derive(Debug, ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct Internal(Problem);
+
+    /// The server cannot serve yet (`NOT_READY`).
+    #[derive(Debug, ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct Unavailable(Problem);
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tandem",
+        description = "Share a live AI coding-agent session: teammates join through an invite, \
+watch the agent work, comment, and send prompts of their own.\n\n\
+Every request but `POST /v1/join` and the probes carries `Authorization: Bearer <token>`: \
+an API key or a participant token. Every error is an RFC 9457 `application/problem+json` \
+document with a stable `code`."
+    ),
+    tags(
+        (name = "sessions", description = "Shared agent sessions."),
+        (name = "participants", description = "Joining, leaving, roles and removal."),
+        (name = "invites", description = "Invite links of a session."),
+        (name = "comments", description = "Comments of participants."),
+        (name = "prompts", description = "Prompts to the agent and their lifecycle."),
+        (name = "permissions", description = "The agent's requests to run tools."),
+        (name = "events", description = "A session's event log."),
+        (name = "api-keys", description = "API keys of a workspace."),
+        (name = "operations", description = "Probes."),
+    ),
+    components(
+        schemas(Problem, FieldError, ErrorCode),
+        responses(
+            BadRequest,
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            NotAcceptable,
+            Conflict,
+            Gone,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            Unprocessable,
+            Internal,
+            Unavailable
+        )
+    ),
+    modifiers(&Settings)
+)]
+struct ApiDoc;
+
+/// What the derive cannot say: the bearer scheme and the product's version.
+struct Settings;
+
+impl Modify for Settings {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key (`tdm_key_...`) or a participant token (`tdm_pt_...`).",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every API route, registered together with its OpenAPI operation so that the
+/// two cannot drift apart.
+pub(crate) fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(sessions::create_session, sessions::list_sessions))
+        .routes(routes!(
+            sessions::get_session,
+            sessions::update_session,
+            sessions::terminate_session
+        ))
+        .routes(routes!(sessions::close_session))
+        .routes(routes!(participants::join_session))
+        .routes(routes!(participants::leave_session))
+        .routes(routes!(participants::list_participants))
+        .routes(routes!(
+            participants::update_participant,
+            participants::remove_participant
+        ))
+        .routes(routes!(invites::list_invites, invites::create_invite))
+        .routes(routes!(invites::revoke_invite))
+        .routes(routes!(comments::list_comments, comments::post_comment))
+        .routes(routes!(prompts::list_prompts, prompts::submit_prompt))
+        .routes(routes!(prompts::get_prompt, prompts::edit_prompt))
+        .routes(routes!(prompts::approve_prompt))
+        .routes(routes!(prompts::reject_prompt))
+        .routes(routes!(prompts::withdraw_prompt))
+        .routes(routes!(prompts::cancel_prompt))
+        .routes(routes!(prompts::retry_prompt))
+        .routes(routes!(permissions::answer_permission))
+        .routes(routes!(events::list_events))
+        .routes(routes!(
+            api_keys::create_api_key,
+            api_keys::list_api_keys
+        ))
+        .routes(routes!(api_keys::revoke_api_key))
+}
