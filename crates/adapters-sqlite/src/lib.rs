@@ -28,7 +28,7 @@ use tandem_domain::{
     SessionId, SessionStatus, WorkspaceId,
 };
 use tandem_ports::{
-    Change, Page, PromptFilter, SessionFilter, SessionStore, StoreError, TokenHash,
+    Change, OpenWork, Page, Plan, PromptFilter, SessionFilter, SessionStore, StoreError, TokenHash,
 };
 
 use crate::rows::{
@@ -169,6 +169,55 @@ impl SqliteStore {
 impl SessionStore for SqliteStore {
     async fn apply(&self, change: Change) -> Result<Vec<Event>, StoreError> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let events = write::apply(&mut tx, &change).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(events)
+    }
+
+    async fn apply_planned(
+        &self,
+        session_id: SessionId,
+        plan: Plan<'_>,
+    ) -> Result<Vec<Event>, StoreError> {
+        // Read and write in one transaction: the single writer connection holds every other change until commit.
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1");
+        let session: SessionRow = sqlx::query_as(&sql)
+            .bind(session_id.as_uuid())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let sql = format!(
+            "SELECT {PROMPT_COLUMNS} FROM prompts
+              WHERE session_id = ?1 AND status IN ('queued', 'running') ORDER BY id"
+        );
+        let prompts: Vec<PromptRow> = sqlx::query_as(&sql)
+            .bind(session_id.as_uuid())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let sql = format!(
+            "SELECT {PERMISSION_COLUMNS} FROM permission_requests
+              WHERE session_id = ?1 AND resolved_at IS NULL ORDER BY id"
+        );
+        let requests: Vec<PermissionRequestRow> = sqlx::query_as(&sql)
+            .bind(session_id.as_uuid())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let work = OpenWork {
+            session: Session::try_from(session)?,
+            prompts: convert(prompts)?,
+            permission_requests: convert(requests)?,
+        };
+        let Some(change) = plan(work).map_err(StoreError::Refused)? else {
+            return Ok(Vec::new());
+        };
+        if change.session_id != session_id {
+            return Err(StoreError::Backend(
+                "a planned change wrote another session".into(),
+            ));
+        }
         let events = write::apply(&mut tx, &change).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(events)

@@ -38,16 +38,15 @@ pub(crate) async fn apply(
     .await
     .map_err(map_err)?;
     let Some(last_seq) = last_seq else {
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sessions WHERE id = ?1)")
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM sessions WHERE id = ?1")
                 .bind(change.session_id.as_uuid())
-                .fetch_one(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(map_err)?;
-        return Err(if exists {
-            StoreError::SessionInactive
-        } else {
-            StoreError::NotFound
+        return Err(match status.as_deref() {
+            None => StoreError::NotFound,
+            Some(_) => StoreError::SessionInactive,
         });
     };
 
@@ -66,6 +65,7 @@ pub(crate) async fn apply(
                 insert_invite(tx, invite, token_hash).await?;
             }
             Write::UpdateInvite(invite) => update_invite(tx, invite).await?,
+            Write::RedeemInvite(invite) => redeem_invite(tx, invite).await?,
             Write::InsertComment(comment) => insert_comment(tx, comment).await?,
             Write::InsertPrompt(prompt) => insert_prompt(tx, prompt).await?,
             Write::UpdatePrompt(prompt) => update_prompt(tx, prompt).await?,
@@ -263,6 +263,18 @@ async fn update_invite(tx: &mut SqliteConnection, i: &Invite) -> Result<(), Stor
     .bind(version(i.version))
     .bind(count(i.uses))
     .bind(opt_micros(i.revoked_at))
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    expect_one(&result)
+}
+
+async fn redeem_invite(tx: &mut SqliteConnection, i: &Invite) -> Result<(), StoreError> {
+    let result = sqlx::query(
+        "UPDATE invites SET uses = uses + 1, version = version + 1
+          WHERE id = ?1 AND revoked_at IS NULL AND (max_uses IS NULL OR uses < max_uses)",
+    )
+    .bind(i.id.as_uuid())
     .execute(&mut *tx)
     .await
     .map_err(map_err)?;

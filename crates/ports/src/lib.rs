@@ -24,5 +24,7 @@ pub use agent::{
 };
 pub use bus::EventBus;
 pub use clock::{Clock, SystemClock};
-pub use store::{Change, Page, PromptFilter, SessionFilter, SessionStore, StoreError, Write};
+pub use store::{
+    Change, OpenWork, Page, Plan, PromptFilter, SessionFilter, SessionStore, StoreError, Write,
+};
 pub use token::TokenHash;

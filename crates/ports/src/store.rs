@@ -4,9 +4,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tandem_domain::{
-    ApiKey, ApiKeyId, Comment, CommentId, Event, Invite, InviteId, NewEvent, Participant,
-    ParticipantId, PermissionRequest, PermissionRequestId, Prompt, PromptId, PromptStatus, Seq,
-    Session, SessionId, SessionStatus, WorkspaceId,
+    ApiKey, ApiKeyId, Comment, CommentId, DomainError, Event, Invite, InviteId, NewEvent,
+    Participant, ParticipantId, PermissionRequest, PermissionRequestId, Prompt, PromptId,
+    PromptStatus, Seq, Session, SessionId, SessionStatus, WorkspaceId,
 };
 
 use crate::token::TokenHash;
@@ -28,6 +28,9 @@ pub enum StoreError {
     /// Nothing was written.
     #[error("a record with the same key already exists")]
     Duplicate,
+    /// The plan of `apply_planned` refused: a domain rule said no. Nothing was written.
+    #[error("refused: {0}")]
+    Refused(DomainError),
     /// The database failed or holds data this version cannot read.
     #[error("storage failure: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -61,6 +64,10 @@ pub enum Write {
         token_hash: TokenHash,
     },
     UpdateInvite(Invite),
+    /// Counts one more use of the invite (as read; its `version` is ignored, since
+    /// uses commute), atomically: fails the change with `Conflict` if the stored
+    /// invite is revoked or has no use left.
+    RedeemInvite(Invite),
     InsertComment(Comment),
     InsertPrompt(Prompt),
     UpdatePrompt(Prompt),
@@ -76,7 +83,9 @@ impl Write {
             Self::InsertParticipant { participant, .. } | Self::UpdateParticipant(participant) => {
                 participant.session_id
             }
-            Self::InsertInvite { invite, .. } | Self::UpdateInvite(invite) => invite.session_id,
+            Self::InsertInvite { invite, .. }
+            | Self::UpdateInvite(invite)
+            | Self::RedeemInvite(invite) => invite.session_id,
             Self::InsertComment(comment) => comment.session_id,
             Self::InsertPrompt(prompt) | Self::UpdatePrompt(prompt) => prompt.session_id,
             Self::InsertPermissionRequest(request) | Self::UpdatePermissionRequest(request) => {
@@ -147,6 +156,19 @@ impl Change {
     }
 }
 
+/// A session's unfinished work, read under the session's lock by `apply_planned`.
+#[derive(Debug, Clone)]
+pub struct OpenWork {
+    pub session: Session,
+    /// Its `queued` and `running` prompts, oldest first.
+    pub prompts: Vec<Prompt>,
+    /// Its permission requests still waiting for an answer, oldest first.
+    pub permission_requests: Vec<PermissionRequest>,
+}
+
+/// Plans a change from a session's open work; `Ok(None)` writes nothing.
+pub type Plan<'a> = Box<dyn FnOnce(OpenWork) -> Result<Option<Change>, DomainError> + Send + 'a>;
+
 /// A keyset page request: items strictly after `after`, at most `limit` of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page<C> {
@@ -195,8 +217,21 @@ pub trait SessionStore: Send + Sync + 'static {
     /// (and the change does not insert it); `SessionInactive` if the session has
     /// ended — no event is ever appended after `session.closed`, except by the
     /// change that ends the session; `Conflict` if an update's version is stale or
-    /// its record is missing; `Duplicate` on an insert of an existing id or token.
+    /// its record is missing, or an invite cannot be redeemed; `Duplicate` on an insert of an existing id or token.
     async fn apply(&self, change: Change) -> Result<Vec<Event>, StoreError>;
+
+    /// Reads the session's open work with the session locked against every other
+    /// change, lets `plan` build a change from it, and commits that change in the
+    /// same transaction. Nothing can slip in between the read and the write, so a
+    /// change that must cover all open work (ending a session) does, without retries.
+    ///
+    /// Errors: `NotFound` if there is no such session; `Refused` with the plan's
+    /// error; otherwise those of `apply`.
+    async fn apply_planned(
+        &self,
+        session_id: SessionId,
+        plan: Plan<'_>,
+    ) -> Result<Vec<Event>, StoreError>;
 
     // ----- sessions -----
 

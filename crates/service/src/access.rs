@@ -2,15 +2,13 @@
 //! workspace, a participant its session; anything else is "not found"), lazy
 //! expiry, and ending a session with everything that must end with it.
 
-use tandem_domain::{ApiKey, Participant, PromptStatus, Scope, Session, SessionId, Transition};
-use tandem_ports::{Change, Page, PromptFilter, StoreError, Write};
+use chrono::{DateTime, Utc};
+use tandem_domain::{ApiKey, DomainError, Participant, Scope, Session, SessionId, Transition};
+use tandem_ports::{Change, OpenWork, Plan, StoreError, Write};
 
+use crate::Tandem;
 use crate::credentials::{Caller, TokenKind, hash_token};
 use crate::error::{Resource, ServiceError, read_error};
-use crate::{MAX_ATTEMPTS, Tandem};
-
-/// At most this many queued prompts are cancelled with their session in one change.
-const MAX_PROMPTS_ENDED: u32 = 1000;
 
 impl Tandem {
     /// Recognises a bearer token: a present participant's or an API key's.
@@ -28,6 +26,7 @@ impl Tandem {
                     other @ (StoreError::SessionInactive
                     | StoreError::Conflict
                     | StoreError::Duplicate
+                    | StoreError::Refused(_)
                     | StoreError::Backend(_)) => ServiceError::Store(other),
                 })?;
             return if participant.is_present() {
@@ -45,6 +44,7 @@ impl Tandem {
                 other @ (StoreError::SessionInactive
                 | StoreError::Conflict
                 | StoreError::Duplicate
+                | StoreError::Refused(_)
                 | StoreError::Backend(_)) => ServiceError::Store(other),
             })?;
         if key.revoked_at.is_some() {
@@ -119,74 +119,96 @@ impl Tandem {
     /// Expires a session that reached a limit (lazy enforcement) and returns its
     /// current state; any other session comes back as it is.
     pub(crate) async fn settle(&self, session: Session) -> Result<Session, ServiceError> {
-        let now = self.now();
-        if session.expiry_due(now).is_none() {
+        if session.expiry_due(self.now()).is_none() {
             return Ok(session);
         }
-        let mut current = session;
-        for _ in 0..MAX_ATTEMPTS {
-            // An error here means the session has ended meanwhile: report it as stored.
-            let Ok(expired) = current.expire(now) else {
-                return Ok(current);
-            };
-            match self.end_session(&current, expired).await {
-                Err(ServiceError::Conflict) => {
-                    current = self
-                        .store
-                        .session(current.id)
-                        .await
-                        .map_err(read_error(Resource::Session))?;
-                }
-                outcome => return outcome,
-            }
+        match self.end_session(session.id, Session::expire).await {
+            Ok(expired) => Ok(expired),
+            // Someone else ended it first (or the clock moved back): report what is stored.
+            Err(ServiceError::Rule(
+                DomainError::SessionInactive(_) | DomainError::SessionNotExpired,
+            )) => self
+                .store
+                .session(session.id)
+                .await
+                .map_err(read_error(Resource::Session)),
+            Err(other) => Err(other),
         }
-        // Still racing after several attempts: the session is due either way, and
-        // `ensure_active` reports it as expired.
-        Ok(current)
     }
 
-    /// Ends `session` with the given transition (close, expire, terminate): cancels
-    /// its queued and running prompts and their open permission requests, then
-    /// writes `session.closed` as the session's last event.
-    pub(crate) async fn end_session(
+    /// Expires active sessions past one of their limits, at most `limit` of them,
+    /// and returns how many ended. The background sweeper calls this; listings call
+    /// it first so that a status filter sees each session's real status.
+    pub async fn expire_due_sessions(&self, limit: u32) -> Result<usize, ServiceError> {
+        let due = self
+            .store
+            .sessions_due(self.now(), limit)
+            .await
+            .map_err(ServiceError::Store)?;
+        let mut ended = 0;
+        for session in due {
+            if self.settle(session).await?.end.is_some() {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    /// Ends a session (close, expire, terminate: `end` decides, from the session as
+    /// locked). In the same transaction its queued and running prompts are
+    /// cancelled with their open permission requests, and `session.closed` becomes
+    /// the session's last event; nothing can be queued in between.
+    pub(crate) async fn end_session<F>(
         &self,
-        session: &Session,
-        ended: Transition<Session>,
-    ) -> Result<Session, ServiceError> {
+        id: SessionId,
+        end: F,
+    ) -> Result<Session, ServiceError>
+    where
+        F: FnOnce(&Session, DateTime<Utc>) -> Result<Transition<Session>, DomainError> + Send,
+    {
         let now = self.now();
-        let mut change = Change::new(session.id);
-        for status in [PromptStatus::Running, PromptStatus::Queued] {
-            let filter = PromptFilter {
-                session_id: session.id,
-                status: Some(status),
-            };
-            let prompts = self
-                .store
-                .prompts(&filter, Page::first(MAX_PROMPTS_ENDED))
-                .await
-                .map_err(ServiceError::Store)?;
-            for prompt in prompts {
-                for request in self
-                    .store
-                    .open_permission_requests(prompt.id)
-                    .await
-                    .map_err(ServiceError::Store)?
-                {
-                    let cancelled = request.cancel(now)?;
-                    change = change
-                        .write(Write::UpdatePermissionRequest(cancelled.state))
-                        .events(cancelled.events);
-                }
+        let mut ended = None;
+        let slot = &mut ended;
+        let plan: Plan<'_> = Box::new(move |work: OpenWork| {
+            let transition = end(&work.session, now)?;
+            let mut change = Change::new(work.session.id);
+            for request in &work.permission_requests {
+                let cancelled = request.cancel(now)?;
+                change = change
+                    .write(Write::UpdatePermissionRequest(cancelled.state))
+                    .events(cancelled.events);
+            }
+            for prompt in &work.prompts {
                 let abandoned = prompt.abandon(now)?;
                 change = change
                     .write(Write::UpdatePrompt(abandoned.state))
                     .events(abandoned.events);
             }
+            *slot = Some(transition.state.clone());
+            Ok(Some(
+                change
+                    .write(Write::UpdateSession(transition.state))
+                    .events(transition.events),
+            ))
+        });
+        let events = self
+            .store
+            .apply_planned(id, plan)
+            .await
+            .map_err(|error| match error {
+                StoreError::Refused(rule) => ServiceError::Rule(rule),
+                StoreError::NotFound => ServiceError::NotFound(Resource::Session),
+                StoreError::SessionInactive | StoreError::Conflict => ServiceError::Conflict,
+                other @ (StoreError::Duplicate | StoreError::Backend(_)) => {
+                    ServiceError::Store(other)
+                }
+            })?;
+        self.publish(id, &events);
+        let mut session = ended.ok_or(ServiceError::Conflict)?;
+        if let Some(last) = events.last() {
+            session.last_seq = last.seq;
         }
-        let change = change
-            .write(Write::UpdateSession(ended.state.clone()))
-            .events(ended.events);
-        self.commit(change).await?;
-        Ok(ended.state)
+        tracing::info!(session_id = %id, status = %session.status(), "session ended");
+        Ok(session)
     }
 }

@@ -98,6 +98,7 @@ impl Tandem {
                 }
                 other @ (StoreError::SessionInactive
                 | StoreError::Duplicate
+                | StoreError::Refused(_)
                 | StoreError::Backend(_)) => ServiceError::Store(other),
             })?;
         Ok(revoked)
@@ -117,6 +118,22 @@ impl Tandem {
                     tandem_domain::ValidationError::new(
                         "TANDEM_BOOTSTRAP_ADMIN_KEY",
                         tandem_domain::ValidationProblem::OutOfRange("at least 32 characters"),
+                    ),
+                ])));
+            }
+            // Tokens with these prefixes are looked up as participants or invites,
+            // so such a key could never authenticate.
+            Some(secret)
+                if [TokenKind::Participant, TokenKind::Invite]
+                    .iter()
+                    .any(|kind| secret.starts_with(kind.prefix())) =>
+            {
+                return Err(ServiceError::Invalid(Invalid(vec![
+                    tandem_domain::ValidationError::new(
+                        "TANDEM_BOOTSTRAP_ADMIN_KEY",
+                        tandem_domain::ValidationProblem::Format(
+                            "a secret not starting with tdm_pt_ or tdm_inv_",
+                        ),
                     ),
                 ])));
             }

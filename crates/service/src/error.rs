@@ -103,6 +103,7 @@ pub(crate) fn read_error(resource: Resource) -> impl FnOnce(StoreError) -> Servi
         other @ (StoreError::SessionInactive
         | StoreError::Conflict
         | StoreError::Duplicate
+        | StoreError::Refused(_)
         | StoreError::Backend(_)) => ServiceError::Store(other),
     }
 }

@@ -46,10 +46,12 @@ impl Tandem {
             self.now(),
         )?;
         let (token, token_hash) = Secret::generate(TokenKind::Invite);
-        let change = Change::new(session_id).write(Write::InsertInvite {
-            invite: invite.clone(),
-            token_hash,
-        });
+        let change = Change::new(session_id)
+            .write(Write::InsertInvite {
+                invite: invite.clone(),
+                token_hash,
+            })
+            .activity(self.now());
         self.commit(change).await?;
         Ok(CreatedInvite { invite, token })
     }
@@ -72,9 +74,13 @@ impl Tandem {
                 return Err(ServiceError::NotFound(Resource::Invite));
             }
             let revoked = invite.revoke(&session, &host, self.now())?;
-            self.commit(Change::new(session_id).write(Write::UpdateInvite(revoked.clone())))
-                .await
-                .map(|_| revoked)
+            self.commit(
+                Change::new(session_id)
+                    .write(Write::UpdateInvite(revoked.clone()))
+                    .activity(self.now()),
+            )
+            .await
+            .map(|_| revoked)
         })
     }
 }

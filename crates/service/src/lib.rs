@@ -35,7 +35,7 @@ pub use prompts::{CancelResult, CancelSwitches};
 pub use sessions::{NewSession, SessionCreated, SessionDetails};
 
 /// How many times a use case re-reads and retries after a concurrent change.
-const MAX_ATTEMPTS: u32 = 5;
+const MAX_ATTEMPTS: u32 = 8;
 
 /// Re-runs a use case's attempt (an `async` expression) while it loses a race.
 macro_rules! retry_on_conflict {
@@ -44,7 +44,8 @@ macro_rules! retry_on_conflict {
         loop {
             match $attempt {
                 Err($crate::ServiceError::Conflict) if attempts < $crate::MAX_ATTEMPTS => {
-                    attempts += 1
+                    $crate::back_off(attempts).await;
+                    attempts += 1;
                 }
                 outcome => break outcome,
             }
@@ -52,6 +53,14 @@ macro_rules! retry_on_conflict {
     }};
 }
 pub(crate) use retry_on_conflict;
+
+/// Waits a random moment before retry `attempt` (1, 2, ...), up to 2^attempt ms, so
+/// that racers who lost together do not collide again in step.
+pub(crate) async fn back_off(attempt: u32) {
+    let ceiling = 1u64 << attempt.min(8);
+    let pause = rand::random_range(0..=ceiling);
+    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+}
 
 /// Settings of the use cases.
 #[derive(Debug, Clone)]
@@ -150,13 +159,19 @@ impl Tandem {
                 StoreError::Conflict | StoreError::SessionInactive | StoreError::NotFound => {
                     ServiceError::Conflict
                 }
+                StoreError::Refused(rule) => ServiceError::Rule(rule),
                 other @ (StoreError::Duplicate | StoreError::Backend(_)) => {
                     ServiceError::Store(other)
                 }
             })?;
+        self.publish(session_id, &events);
+        Ok(events)
+    }
+
+    /// Wakes the session's subscribers after a commit.
+    fn publish(&self, session_id: tandem_domain::SessionId, events: &[Event]) {
         if let Some(last) = events.last() {
             self.bus.publish(session_id, last.seq);
         }
-        Ok(events)
     }
 }

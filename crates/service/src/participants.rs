@@ -39,6 +39,7 @@ impl Tandem {
                         other @ (StoreError::SessionInactive
                         | StoreError::Conflict
                         | StoreError::Duplicate
+                        | StoreError::Refused(_)
                         | StoreError::Backend(_)) => ServiceError::Store(other),
                     })?;
             let session = self
@@ -60,7 +61,7 @@ impl Tandem {
                     participant: admitted.participant.clone(),
                     token_hash,
                 })
-                .write(Write::UpdateInvite(admitted.invite))
+                .write(Write::RedeemInvite(admitted.invite))
                 .events(admitted.events)
                 .activity(now);
             match self.commit(change).await {

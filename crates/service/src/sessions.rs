@@ -12,6 +12,9 @@ use crate::credentials::{Caller, Secret, TokenKind};
 use crate::error::{Resource, ServiceError, read_error};
 use crate::{Tandem, retry_on_conflict};
 
+/// How many due sessions one listing expires before it reads.
+const EXPIRY_BATCH: u32 = 500;
+
 /// A client's choices for a new session; `None` takes the default.
 #[derive(Debug, Clone, Default)]
 pub struct NewSession {
@@ -122,6 +125,9 @@ impl Tandem {
         page: Page<SessionId>,
     ) -> Result<Vec<Session>, ServiceError> {
         let key = Self::require_key(caller, Scope::SessionsRead)?;
+        // Settle lazy expiry first, so that the store's status filter and its page
+        // cut see every session's real status.
+        self.expire_due_sessions(EXPIRY_BATCH).await?;
         let filter = SessionFilter {
             workspace_id: key.workspace_id.clone(),
             status,
@@ -185,9 +191,10 @@ impl Tandem {
         summary: Option<Summary>,
     ) -> Result<Session, ServiceError> {
         retry_on_conflict!({
-            let (session, host) = self.acting(caller, id).await?;
-            let closed = session.close(&host, summary.clone(), self.now())?;
-            self.end_session(&session, closed).await
+            let (_, host) = self.acting(caller, id).await?;
+            let summary = summary.clone();
+            self.end_session(id, |session, now| session.close(&host, summary, now))
+                .await
         })
     }
 
@@ -207,8 +214,11 @@ impl Tandem {
             if session.workspace_id != key.workspace_id {
                 return Err(ServiceError::NotFound(Resource::Session));
             }
-            let terminated = session.terminate(Actor::ApiKey(key.id), self.now())?;
-            self.end_session(&session, terminated).await
+            // A session that already ran out is expired, not terminated.
+            self.settle(session).await?;
+            let actor = Actor::ApiKey(key.id);
+            self.end_session(id, |session, now| session.terminate(actor, now))
+                .await
         })
     }
 }

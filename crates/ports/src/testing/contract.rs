@@ -1452,6 +1452,215 @@ pub async fn every_event_type_round_trips<S: SessionStore>(store: S) {
     assert_eq!(read_back, events);
 }
 
+/// `apply_planned` shows the plan the session's open work as of the lock, and
+/// commits what it plans; a refusal or no plan writes nothing.
+pub async fn planned_change_sees_open_work_under_the_lock<S: SessionStore>(store: S) {
+    let new = session();
+    create(&store, &new).await;
+    let id = new.created.session.id;
+    let (queued, change) = submit(&new, &new.created.host, "queued", 1);
+    store.apply(change).await.expect("submit");
+    let (other, change) = submit(&new, &new.created.host, "will run", 2);
+    store.apply(change).await.expect("submit");
+    let running = other.start(at(3)).expect("start");
+    store
+        .apply(Change::new(id).write(Write::UpdatePrompt(running.state.clone())))
+        .await
+        .expect("start");
+    let (joined, change) = join(&new.created, "Ada", at(4));
+    store.apply(change).await.expect("join");
+    let (pending, change) = submit(&new, &joined.participant, "pending", 5);
+    store.apply(change).await.expect("submit");
+
+    // A refusal writes nothing.
+    let refused = store
+        .apply_planned(
+            id,
+            Box::new(|_| Err(tandem_domain::DomainError::SessionNotExpired)),
+        )
+        .await;
+    assert!(matches!(
+        refused,
+        Err(StoreError::Refused(
+            tandem_domain::DomainError::SessionNotExpired
+        ))
+    ));
+    // No plan writes nothing.
+    assert!(
+        store
+            .apply_planned(id, Box::new(|_| Ok(None)))
+            .await
+            .expect("nothing")
+            .is_empty()
+    );
+    assert!(matches!(
+        store
+            .apply_planned(SessionId::from_uuid(Uuid::now_v7()), Box::new(|_| Ok(None)))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    let host = new.created.host.clone();
+    let events = store
+        .apply_planned(
+            id,
+            Box::new(move |work| {
+                let ids: Vec<_> = work.prompts.iter().map(|p| p.id).collect();
+                assert_eq!(
+                    ids,
+                    vec![queued.id, other.id],
+                    "queued and running prompts, oldest first"
+                );
+                assert!(work.permission_requests.is_empty());
+                assert_eq!(work.session.last_seq, Seq::new(6));
+                let mut change = Change::new(work.session.id);
+                for prompt in &work.prompts {
+                    let abandoned = prompt.abandon(at(9))?;
+                    change = change
+                        .write(Write::UpdatePrompt(abandoned.state))
+                        .events(abandoned.events);
+                }
+                let closed = work.session.close(&host, None, at(9))?;
+                Ok(Some(
+                    change
+                        .write(Write::UpdateSession(closed.state))
+                        .events(closed.events),
+                ))
+            }),
+        )
+        .await
+        .expect("planned close");
+    let types: Vec<_> = events.iter().map(|e| e.payload.event_type()).collect();
+    assert_eq!(
+        types,
+        vec!["prompt.cancelled", "prompt.cancelled", "session.closed"]
+    );
+    assert_eq!(
+        store.session(id).await.expect("session").status(),
+        SessionStatus::Closed
+    );
+    assert_eq!(
+        store.prompt(pending.id).await.expect("pending").status,
+        PromptStatus::PendingApproval
+    );
+    // Once ended, the store refuses any further change, planned or not.
+    let late = store
+        .apply_planned(id, Box::new(|work| Ok(Some(Change::new(work.session.id)))))
+        .await;
+    assert!(matches!(late, Err(StoreError::SessionInactive)));
+}
+
+/// Submissions racing a planned close never leave a prompt queued in the closed
+/// session: each either lands before the plan's read (and is cancelled by it) or
+/// is refused after it.
+pub async fn no_change_slips_between_plan_and_commit<S: SessionStore + Clone>(store: S) {
+    let new = session();
+    create(&store, &new).await;
+    let id = new.created.session.id;
+    let mut tasks = JoinSet::new();
+    for i in 0..40 {
+        let store = store.clone();
+        let (_, change) = submit(&new, &new.created.host, &format!("racer {i}"), i);
+        tasks.spawn(async move { store.apply(change).await });
+    }
+    let host = new.created.host.clone();
+    store
+        .apply_planned(
+            id,
+            Box::new(move |work| {
+                let mut change = Change::new(work.session.id);
+                for prompt in &work.prompts {
+                    let abandoned = prompt.abandon(at(100))?;
+                    change = change
+                        .write(Write::UpdatePrompt(abandoned.state))
+                        .events(abandoned.events);
+                }
+                let closed = work.session.close(&host, None, at(100))?;
+                Ok(Some(
+                    change
+                        .write(Write::UpdateSession(closed.state))
+                        .events(closed.events),
+                ))
+            }),
+        )
+        .await
+        .expect("close");
+    while let Some(result) = tasks.join_next().await {
+        match result.expect("task") {
+            Ok(_) | Err(StoreError::SessionInactive) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    let filter = PromptFilter {
+        session_id: id,
+        status: Some(PromptStatus::Queued),
+    };
+    assert!(
+        store
+            .prompts(&filter, Page::first(100))
+            .await
+            .expect("prompts")
+            .is_empty()
+    );
+    let events = store.events(id, Seq::ZERO, 1000).await.expect("events");
+    assert_eq!(
+        events.last().map(|e| e.payload.event_type()),
+        Some("session.closed")
+    );
+}
+
+/// Concurrent joins through one invite all count, and never past `max_uses`.
+pub async fn invites_are_redeemed_atomically<S: SessionStore + Clone>(store: S) {
+    let new = session();
+    create(&store, &new).await;
+    let settings = tandem_domain::InviteSettings {
+        role: InviteRole::Viewer,
+        max_uses: std::num::NonZeroU32::new(3),
+        expires_in: None,
+    };
+    let limited = tandem_domain::Invite::create(
+        tandem_domain::InviteId::from_uuid(Uuid::now_v7()),
+        &new.created.session,
+        &new.created.host,
+        settings,
+        at(1),
+    )
+    .expect("invite");
+    store
+        .apply(Change::new(limited.session_id).write(Write::InsertInvite {
+            invite: limited.clone(),
+            token_hash: token(),
+        }))
+        .await
+        .expect("insert invite");
+    for (invite, joiners, admitted) in [(&new.created.invite, 8, 8), (&limited, 8, 3)] {
+        let mut tasks = JoinSet::new();
+        for i in 0..joiners {
+            let store = store.clone();
+            // Every joiner read the invite before anyone redeemed it.
+            let created = tandem_domain::Created {
+                invite: invite.clone(),
+                ..new.created.clone()
+            };
+            let (_, change) = join(&created, &format!("joiner {i}"), at(2));
+            tasks.spawn(async move { store.apply(change).await });
+        }
+        let mut ok = 0;
+        while let Some(result) = tasks.join_next().await {
+            match result.expect("task") {
+                Ok(_) => ok += 1,
+                Err(StoreError::Conflict) => {}
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(ok, admitted);
+        assert_eq!(
+            store.invite(invite.id).await.expect("invite").uses,
+            admitted
+        );
+    }
+}
+
 /// The store answers a health check.
 pub async fn ping_answers<S: SessionStore>(store: S) {
     store.ping().await.expect("ping");

@@ -117,7 +117,7 @@ pub fn join(created: &Created, display_name: &str, now: DateTime<Utc>) -> (Joine
             participant: joined.participant.clone(),
             token_hash: token(),
         })
-        .write(Write::UpdateInvite(joined.invite.clone()))
+        .write(Write::RedeemInvite(joined.invite.clone()))
         .events(joined.events.clone())
         .activity(now);
     (joined, change)

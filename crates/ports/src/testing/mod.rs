@@ -52,6 +52,9 @@ macro_rules! for_each_contract_test {
             api_keys_round_trip_and_revoke,
             first_admin_key_is_inserted_once,
             every_event_type_round_trips,
+            planned_change_sees_open_work_under_the_lock,
+            no_change_slips_between_plan_and_commit,
+            invites_are_redeemed_atomically,
             ping_answers
         );
     };

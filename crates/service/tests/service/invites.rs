@@ -274,7 +274,6 @@ async fn concurrent_joins_never_exceed_max_uses() {
 /// start of a meeting, five get `ServiceError::Conflict` (a 409) although the invite
 /// has no limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: concurrent joins through one invite fail with Conflict once more than five race"]
 async fn everyone_joining_an_unlimited_invite_at_once_gets_in() {
     const JOINERS: usize = 10;
     let h = Harness::new().await;

@@ -438,7 +438,6 @@ async fn terminating_needs_an_admin_key_of_the_sessions_workspace() {
 /// the change and nothing in it conflicts with the prompt's insert, so it stays
 /// `queued` in a closed session: it will never run, and nothing will ever cancel it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a prompt queued while the host closes the session stays queued in the closed session"]
 async fn no_prompt_is_left_queued_by_a_close_racing_a_submission() {
     let h = Harness::new().await;
     let party = h.party(SessionMode::PromptDirect).await;
@@ -453,20 +452,25 @@ async fn no_prompt_is_left_queued_by_a_close_racing_a_submission() {
         let tandem = h.tandem.clone();
         let caller = party.collaborator.caller.clone();
         let id = party.id;
-        let started = Arc::new(tokio::sync::Notify::new());
-        let notify = started.clone();
+        let landed = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = landed.clone();
         let task = tokio::spawn(async move {
-            let mut accepted = 0_u32;
             loop {
-                notify.notify_one();
                 match tandem.submit_prompt(&caller, id, prompt("one more")).await {
-                    Ok(_) => accepted += 1,
-                    Err(ServiceError::Rule(DomainError::SessionInactive(_))) => break accepted,
+                    Ok(_) => {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    Err(ServiceError::Rule(DomainError::SessionInactive(_))) => {
+                        break counter.load(std::sync::atomic::Ordering::SeqCst);
+                    }
                     Err(other) => panic!("submit failed otherwise: {other:?}"),
                 }
             }
         });
-        started.notified().await;
+        // Close while the submitter is in full swing.
+        while landed.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+            tokio::task::yield_now().await;
+        }
         task
     };
     h.tandem
