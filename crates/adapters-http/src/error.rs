@@ -331,7 +331,9 @@ impl From<DomainError> for ApiError {
             DomainError::ExpiryBeyondMax => {
                 (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ExpiryBeyondMax)
             }
-            DomainError::Forbidden { action, .. } => (StatusCode::FORBIDDEN, forbidden_code(action)),
+            DomainError::Forbidden { action, .. } => {
+                (StatusCode::FORBIDDEN, forbidden_code(action))
+            }
             DomainError::ParticipantGone => (StatusCode::UNAUTHORIZED, ErrorCode::ParticipantGone),
             DomainError::WrongSession => (StatusCode::NOT_FOUND, ErrorCode::SessionNotFound),
             DomainError::HostCannotLeave => (StatusCode::CONFLICT, ErrorCode::HostCannotLeave),
@@ -405,7 +407,10 @@ mod tests {
     fn validation_problems_list_every_field() {
         let error = ApiError::from(ServiceError::Invalid(Invalid(vec![
             ValidationError::new("title", ValidationProblem::Empty),
-            ValidationError::new("expiresIn", ValidationProblem::OutOfRange("between 1s and 30d")),
+            ValidationError::new(
+                "expiresIn",
+                ValidationProblem::OutOfRange("between 1s and 30d"),
+            ),
         ])));
         assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let problem = serde_json::to_value(error.problem()).unwrap();
@@ -432,7 +437,10 @@ mod tests {
                 action,
                 role: Role::Viewer,
             }));
-            assert_eq!((error.status(), error.code()), (StatusCode::FORBIDDEN, code));
+            assert_eq!(
+                (error.status(), error.code()),
+                (StatusCode::FORBIDDEN, code)
+            );
         }
         let inactive = ApiError::from(DomainError::SessionInactive(SessionStatus::Closed));
         assert_eq!(inactive.status(), StatusCode::CONFLICT);

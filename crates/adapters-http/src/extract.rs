@@ -52,6 +52,18 @@ where
                 "the body must be sent as `Content-Type: application/json`",
             ));
         };
+        if !body.trim_ascii_start().starts_with(b"{") {
+            // serde would also read a struct from an array; only objects are bodies.
+            return Err(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                    Ok(_) => ApiError::validation(vec![FieldError {
+                        field: "body".to_owned(),
+                        message: "must be a JSON object".to_owned(),
+                    }]),
+                    Err(error) => malformed_json(&error.to_string()),
+                },
+            );
+        }
         match Json::<T>::from_bytes(body) {
             Ok(Json(value)) => Ok(Self(value)),
             Err(rejection) => {
@@ -61,15 +73,20 @@ where
                 if rejection.status() == StatusCode::UNPROCESSABLE_ENTITY {
                     Err(ApiError::validation(vec![shape_error(&cause)]))
                 } else {
-                    Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        ErrorCode::MalformedJson,
-                        format!("the body is not valid JSON: {}", without_position(&cause)),
-                    ))
+                    Err(malformed_json(&cause))
                 }
             }
         }
     }
+}
+
+/// The 400 problem for a body that is not JSON.
+fn malformed_json(cause: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::MalformedJson,
+        format!("the body is not valid JSON: {}", without_position(cause)),
+    )
 }
 
 /// The 413 problem for a body over the configured limit.
@@ -127,6 +144,10 @@ fn shape_error(cause: &str) -> FieldError {
         .map(|(name, _)| name);
     let field = match (path, named) {
         ("", Some(name)) => name.to_owned(),
+        // An unknown field's path already ends with its name.
+        (path, Some(name)) if path == name || path.ends_with(&format!(".{name}")) => {
+            path.to_owned()
+        }
         (path, Some(name)) => format!("{path}.{name}"),
         ("", None) => "body".to_owned(),
         (path, None) => path.to_owned(),
@@ -139,7 +160,7 @@ fn shape_error(cause: &str) -> FieldError {
     FieldError { field, message }
 }
 
-/// serde_json's message without its ` at line 1 column 9` suffix.
+/// `serde_json`'s message without its ` at line 1 column 9` suffix.
 fn without_position(message: &str) -> &str {
     message
         .rfind(" at line ")
@@ -257,11 +278,25 @@ mod tests {
     #[test]
     fn shape_errors_name_the_field() {
         let cases = [
-            ("missing field `text` at line 1 column 2", "text", "missing field `text`"),
             (
-                "unknown field `colour`, expected `text` at line 1 column 9",
+                "missing field `text` at line 1 column 2",
+                "text",
+                "missing field `text`",
+            ),
+            (
+                "colour: unknown field `colour`, expected `text` at line 1 column 9",
                 "colour",
                 "unknown field `colour`, expected `text`",
+            ),
+            (
+                "options.extra: unknown field `extra`, expected `id` at line 1 column 9",
+                "options.extra",
+                "unknown field `extra`, expected `id`",
+            ),
+            (
+                "options: missing field `id` at line 1 column 9",
+                "options.id",
+                "missing field `id`",
             ),
             (
                 "mode: unknown variant `fast`, expected one of `view_only` at line 1 column 14",
@@ -311,9 +346,15 @@ mod tests {
     fn bearer_tokens_are_read_from_the_authorization_header() {
         let mut headers = HeaderMap::new();
         assert!(bearer_token(&headers).is_err());
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
         assert_eq!(bearer_token(&headers).unwrap(), "abc");
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer  abc "));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  abc "),
+        );
         assert_eq!(bearer_token(&headers).unwrap(), "abc");
         for bad in ["Basic abc", "Bearer", "Bearer  ", "abc"] {
             headers.insert(header::AUTHORIZATION, HeaderValue::from_static(bad));

@@ -18,7 +18,6 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::{Level, Span};
 
-use crate::HttpConfig;
 use crate::error::{ApiError, ErrorCode, PROBLEM_JSON};
 use crate::extract::payload_too_large;
 
@@ -26,15 +25,16 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Wraps the routes in every layer, outermost first: sensitive headers, request
 /// id, trace, request id propagation, CORS, problem net, panics, body limit.
-pub(crate) fn apply(router: Router, config: &HttpConfig) -> Router {
-    let limit = config.body_limit_bytes;
+pub(crate) fn apply(router: Router, cors_origins: &[String], limit: usize) -> Router {
     // Innermost first: each `Router::layer` wraps everything before it.
     let router = router
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))
-        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(CatchPanicLayer::custom(|panic: Box<dyn Any + Send>| {
+            panic_response(&*panic)
+        }))
         .layer(middleware::map_response(problem_net));
-    let router = match cors(&config.cors_origins) {
+    let router = match cors(cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,
     };
@@ -46,7 +46,9 @@ pub(crate) fn apply(router: Router, config: &HttpConfig) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+        ]))
 }
 
 /// The span of one request: its method, path (never the query) and id, and the
@@ -151,7 +153,7 @@ pub(crate) fn not_found() -> ApiError {
 }
 
 /// A 500 problem for a handler that panicked; the panic is logged, not sent.
-fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+fn panic_response(panic: &(dyn Any + Send)) -> Response {
     let message = panic
         .downcast_ref::<&str>()
         .copied()
@@ -159,4 +161,60 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .unwrap_or("(no message)");
     tracing::error!(panic = %message, "a request handler panicked");
     ApiError::internal().into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::get;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::DEFAULT_BODY_LIMIT_BYTES;
+
+    async fn boom() -> &'static str {
+        panic!("secret internals")
+    }
+
+    async fn plain_teapot() -> (StatusCode, &'static str) {
+        (StatusCode::IM_A_TEAPOT, "plain text")
+    }
+
+    async fn send(path: &str) -> (StatusCode, String, String) {
+        let router = Router::new()
+            .route("/boom", get(boom))
+            .route("/teapot", get(plain_teapot));
+        let response = apply(router, &[], DEFAULT_BODY_LIMIT_BYTES)
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let content_type = response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            content_type,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_500_problem_that_says_nothing_internal() {
+        let (status, content_type, body) = send("/boom").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(content_type, PROBLEM_JSON);
+        assert!(body.contains("\"code\":\"INTERNAL\""), "{body}");
+        assert!(!body.contains("secret"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_plain_error_becomes_a_problem_with_its_status() {
+        let (status, content_type, body) = send("/teapot").await;
+        assert_eq!(status, StatusCode::IM_A_TEAPOT);
+        assert_eq!(content_type, PROBLEM_JSON);
+        assert!(body.contains("\"code\":\"BAD_REQUEST\""), "{body}");
+    }
 }

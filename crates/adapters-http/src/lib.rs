@@ -49,12 +49,17 @@ impl Default for HttpConfig {
 /// The whole HTTP application with every layer applied: the `/v1` API, the
 /// probes, `/openapi.json` and the Swagger UI at `/docs`.
 pub fn router(tandem: Tandem, config: HttpConfig) -> Router {
+    let HttpConfig {
+        public_url,
+        cors_origins,
+        body_limit_bytes,
+    } = config;
     let (api, document) = openapi::api_router().split_for_parts();
     let app = api
         .merge(SwaggerUi::new("/docs").url("/openapi.json", document))
         .fallback(|| async { layers::not_found() })
-        .with_state(AppState::new(tandem, &config.public_url));
-    layers::apply(app, &config)
+        .with_state(AppState::new(tandem, &public_url));
+    layers::apply(app, &cors_origins, body_limit_bytes)
 }
 
 /// The OpenAPI document served at `/openapi.json`.

@@ -148,7 +148,7 @@ struct Settings;
 
 impl Modify for Settings {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
+        env!("CARGO_PKG_VERSION").clone_into(&mut openapi.info.version);
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
@@ -196,9 +196,6 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(prompts::retry_prompt))
         .routes(routes!(permissions::answer_permission))
         .routes(routes!(events::list_events))
-        .routes(routes!(
-            api_keys::create_api_key,
-            api_keys::list_api_keys
-        ))
+        .routes(routes!(api_keys::create_api_key, api_keys::list_api_keys))
         .routes(routes!(api_keys::revoke_api_key))
 }

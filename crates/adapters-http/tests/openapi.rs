@@ -39,7 +39,11 @@ fn operations(document: &Value) -> Vec<(String, String, &Value)> {
 fn every_operation_is_named_tagged_and_answers_problems() {
     let document = document();
     let operations = operations(&document);
-    assert!(operations.len() >= 32, "only {} operations", operations.len());
+    assert!(
+        operations.len() >= 32,
+        "only {} operations",
+        operations.len()
+    );
     let mut ids = std::collections::HashSet::new();
     for (method, path, operation) in operations {
         let id = operation["operationId"].as_str().unwrap_or_default();
@@ -49,7 +53,9 @@ fn every_operation_is_named_tagged_and_answers_problems() {
         );
         assert!(ids.insert(id.to_owned()), "{id} is used twice");
         assert!(
-            operation["tags"].as_array().is_some_and(|tags| !tags.is_empty()),
+            operation["tags"]
+                .as_array()
+                .is_some_and(|tags| !tags.is_empty()),
             "{id} has no tag"
         );
         let public = ["join_session", "healthz", "readyz"].contains(&id);

@@ -124,7 +124,9 @@ wire_enum! {
 }
 
 /// What an API key may do; `admin` includes every other scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 pub(crate) enum Scope {
     #[serde(rename = "sessions:read")]
     SessionsRead,

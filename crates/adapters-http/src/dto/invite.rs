@@ -41,7 +41,9 @@ impl CreateInviteRequest {
         let expires_in = optional("expiresIn", self.expires_in.as_deref(), Ttl::parse);
         match (max_uses, expires_in) {
             (Ok(max_uses), Ok(expires_in)) => Ok(InviteSettings {
-                role: self.role.map_or(domain::InviteRole::Collaborator, Into::into),
+                role: self
+                    .role
+                    .map_or(domain::InviteRole::Collaborator, Into::into),
                 max_uses,
                 expires_in,
             }),

@@ -47,7 +47,12 @@ pub(crate) fn next_cursor<T, K>(items: &[T], limit: u32, key: impl FnOnce(&T) ->
 
 /// Slices a list the store returns whole (participants, invites) into the same
 /// keyset pages as every other list: the items after the one with id `after`.
-pub(crate) fn slice<T>(items: Vec<T>, after: Option<Uuid>, limit: u32, id: impl Fn(&T) -> Uuid) -> Vec<T> {
+pub(crate) fn slice<T>(
+    items: Vec<T>,
+    after: Option<Uuid>,
+    limit: u32,
+    id: impl Fn(&T) -> Uuid,
+) -> Vec<T> {
     let start = match after {
         None => 0,
         Some(after) => items

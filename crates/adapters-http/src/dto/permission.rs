@@ -24,7 +24,9 @@ impl AnswerPermissionRequest {
     pub(crate) fn parse(self) -> Result<PermissionAnswer, Invalid> {
         match (self.option_id, self.reject) {
             (Some(id), None) if !id.is_empty() => Ok(PermissionAnswer::Select(id)),
-            (Some(_), None) => Err(ValidationError::new("optionId", ValidationProblem::Empty).into()),
+            (Some(_), None) => {
+                Err(ValidationError::new("optionId", ValidationProblem::Empty).into())
+            }
             (None, Some(true)) => Ok(PermissionAnswer::Reject),
             (Some(_), Some(_)) => Err(ValidationError::new(
                 "reject",

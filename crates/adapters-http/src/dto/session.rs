@@ -198,7 +198,10 @@ impl From<&domain::Session> for SessionResponse {
             id: session.id.as_uuid(),
             workspace_id: session.workspace_id.to_string(),
             title: session.title.to_string(),
-            host_user_id: session.host_user_id.as_ref().map(|id| id.as_str().to_owned()),
+            host_user_id: session
+                .host_user_id
+                .as_ref()
+                .map(|id| id.as_str().to_owned()),
             agent_profile: session.agent_profile.to_string(),
             mode: session.mode.into(),
             permission_policy: session.permission_policy.into(),

@@ -75,7 +75,11 @@ fn accepts_json(headers: &HeaderMap) -> bool {
                     .and_then(|q| q.parse::<f32>().ok())
                     .is_some_and(|q| q <= 0.0)
             });
-            !refused && matches!(essence.as_str(), "application/json" | "application/*" | "*/*")
+            !refused
+                && matches!(
+                    essence.as_str(),
+                    "application/json" | "application/*" | "*/*"
+                )
         })
 }
 

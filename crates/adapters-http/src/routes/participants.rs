@@ -49,7 +49,10 @@ pub(crate) async fn join_session(
         .tandem
         .join(&input.invite_token, input.display_name, input.user_id)
         .await?;
-    Ok((StatusCode::CREATED, Json(JoinedSessionResponse::from(&joined))))
+    Ok((
+        StatusCode::CREATED,
+        Json(JoinedSessionResponse::from(&joined)),
+    ))
 }
 
 /// Leave a session.
@@ -113,9 +116,7 @@ pub(crate) async fn list_participants(
         participant.id.as_uuid()
     });
     Ok(Json(ParticipantPage {
-        next: next_cursor(&participants, limit, |participant| {
-            participant.id.as_uuid()
-        }),
+        next: next_cursor(&participants, limit, |participant| participant.id.as_uuid()),
         participants: participants.iter().map(ParticipantResponse::from).collect(),
     }))
 }

@@ -1,0 +1,8 @@
+//! The HTTP API driven in-process (`tower::ServiceExt::oneshot`) over a real
+//! SQLite store: response shapes, every kind of bad input, and authentication.
+
+mod auth;
+mod common;
+mod malformed;
+mod operations;
+mod resources;
