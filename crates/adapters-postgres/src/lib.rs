@@ -2,11 +2,14 @@
 //!
 //! Every change commits with its events in one transaction; the session row,
 //! updated first, allocates gapless `seq` numbers and serializes writers of one
-//! session. The cross-replica event bus (LISTEN/NOTIFY) joins this crate with the
-//! live stream (issue 5).
+//! session. [`PostgresEventBus`] wakes stream subscribers across replicas
+//! (LISTEN/NOTIFY after commit, with a polling safety net).
 
+mod bus;
 mod rows;
 mod write;
+
+pub use bus::PostgresEventBus;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

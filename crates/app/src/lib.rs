@@ -8,23 +8,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tandem_ports::{Clock, SessionStore, SystemClock};
-use tandem_postgres::PostgresStore;
+use tandem_ports::{Clock, EventBus, SessionStore, SystemClock};
+use tandem_postgres::{PostgresEventBus, PostgresStore};
 use tandem_service::{CreatedApiKey, LocalEventBus, ServiceConfig, Tandem};
 use tandem_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 
 pub use config::{Config, LogFormat};
 
-/// Opens the store `database_url` names (and brings its schema up to date).
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn SessionStore>> {
+/// The store `database_url` names (schema brought up to date) and the event bus
+/// that goes with it: local for SQLite, LISTEN/NOTIFY across replicas for Postgres.
+pub async fn open_backend(
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn SessionStore>, Arc<dyn EventBus>)> {
     let url = config.database_url.as_str();
     let shown = config::redact_url(url);
     if url.starts_with("sqlite:") {
         let store = SqliteStore::open(url)
             .await
             .with_context(|| format!("cannot open the SQLite database {shown}"))?;
-        Ok(Arc::new(store))
+        Ok((Arc::new(store), Arc::new(LocalEventBus::new())))
     } else {
         let store = PostgresStore::connect(url, config.database_max_connections)
             .await
@@ -33,23 +36,21 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn SessionStore>
             .migrate()
             .await
             .with_context(|| format!("cannot migrate the database at {shown}"))?;
-        Ok(Arc::new(store))
+        let bus = PostgresEventBus::start(store.pool().clone())
+            .await
+            .with_context(|| format!("cannot LISTEN for events on {shown}"))?;
+        Ok((Arc::new(store), Arc::new(bus)))
     }
 }
 
-/// The use cases over the configured store.
+/// The use cases over the configured store and bus.
 pub async fn service(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Tandem> {
-    let store = open_store(config).await?;
+    let (store, bus) = open_backend(config).await?;
     let service_config = ServiceConfig {
         limits: config.limits,
         ..ServiceConfig::default()
     };
-    Ok(Tandem::new(
-        store,
-        Arc::new(LocalEventBus::new()),
-        clock,
-        service_config,
-    ))
+    Ok(Tandem::new(store, bus, clock, service_config))
 }
 
 /// A server ready to serve: store open and migrated, admin key bootstrapped,

@@ -20,6 +20,13 @@ impl LocalEventBus {
         Self::default()
     }
 
+    /// The sessions someone currently subscribes to (for polling fallbacks).
+    pub fn watched_sessions(&self) -> Vec<SessionId> {
+        let mut channels = self.channels();
+        channels.retain(|_, sender| sender.receiver_count() > 0);
+        channels.keys().copied().collect()
+    }
+
     fn channels(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, watch::Sender<Seq>>> {
         self.channels
             .lock()
@@ -73,6 +80,16 @@ mod tests {
             !rx.has_changed().expect("open"),
             "other sessions do not wake us"
         );
+    }
+
+    #[test]
+    fn watched_sessions_are_those_with_subscribers() {
+        let bus = LocalEventBus::new();
+        let watched = SessionId::from_uuid(Uuid::now_v7());
+        let dropped = SessionId::from_uuid(Uuid::now_v7());
+        let _rx = bus.subscribe(watched);
+        drop(bus.subscribe(dropped));
+        assert_eq!(bus.watched_sessions(), vec![watched]);
     }
 
     #[test]
