@@ -232,13 +232,14 @@ impl FromRequestParts<AppState> for Authenticated {
     ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers)?;
         let caller = state.tandem.authenticate(token).await?;
-        let span = tracing::Span::current();
-        match &caller {
-            Caller::ApiKey(key) => span.record("caller", format!("api_key:{}", key.id)),
-            Caller::Participant(participant) => {
-                span.record("caller", format!("participant:{}", participant.id))
-            }
+        let (kind, id) = match &caller {
+            Caller::ApiKey(key) => ("api_key", key.id.as_uuid()),
+            Caller::Participant(participant) => ("participant", participant.id.as_uuid()),
         };
+        tracing::Span::current().record(
+            "caller",
+            tracing::field::display(format_args!("{kind}:{id}")),
+        );
         Ok(Self(caller))
     }
 }
