@@ -1,0 +1,208 @@
+//! Tandem's side of the ACP connection: the `agent-client-protocol` client driven
+//! over the agent's stdio, routing `session/update` notifications and
+//! `session/request_permission` requests to the prompt that is running.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use agent_client_protocol::v1::ConnectionTo;
+use agent_client_protocol::v1::schema::{RequestPermissionOutcome, RequestPermissionResponse};
+use agent_client_protocol::{
+    Agent, ByteStreams, Client, Error, Handled, UntypedMessage, is_connection_terminated,
+    is_incoming_transport_closed,
+};
+use tandem_ports::{AgentError, AgentUpdate};
+use tokio::process::{ChildStdin, ChildStdout};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+use tokio_util::sync::CancellationToken;
+
+use super::update;
+
+const SESSION_UPDATE: &str = "session/update";
+const REQUEST_PERMISSION: &str = "session/request_permission";
+
+/// The prompt turn in progress: where its updates go, and the switch that answers
+/// its open permission requests with `cancelled` once it is cancelled.
+#[derive(Debug, Clone)]
+pub(super) struct Turn {
+    pub(super) updates: mpsc::Sender<AgentUpdate>,
+    pub(super) cancelled: CancellationToken,
+}
+
+/// The turn in progress, if any, shared with the connection's handlers.
+#[derive(Debug, Default)]
+pub(super) struct TurnSlot(Mutex<Option<Turn>>);
+
+impl TurnSlot {
+    pub(super) fn current(&self) -> Option<Turn> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(super) fn set(&self, turn: Option<Turn>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = turn;
+    }
+}
+
+/// A live ACP connection to an agent process.
+#[derive(Debug)]
+pub(super) struct Connection {
+    cx: ConnectionTo<Agent>,
+    turn: Arc<TurnSlot>,
+    driver: JoinHandle<()>,
+}
+
+impl Connection {
+    /// Starts the ACP client over the agent's stdio.
+    pub(super) async fn open(stdin: ChildStdin, stdout: ChildStdout) -> Result<Self, AgentError> {
+        let turn = Arc::new(TurnSlot::default());
+        let on_update = Arc::clone(&turn);
+        let on_request = Arc::clone(&turn);
+        let transport = ByteStreams::new(stdin.compat_write(), stdout.compat());
+        let (cx_tx, cx_rx) = oneshot::channel();
+        let builder = Client
+            .v1()
+            .name("tandem")
+            .on_receive_notification(
+                async move |notification: UntypedMessage, cx: ConnectionTo<Agent>| {
+                    if notification.method != SESSION_UPDATE {
+                        return Ok(Handled::No {
+                            message: (notification, cx),
+                            retry: false,
+                        });
+                    }
+                    forward_update(&on_update, notification.params).await;
+                    Ok(Handled::Yes)
+                },
+                agent_client_protocol::on_receive_notification!(),
+            )
+            .on_receive_request(
+                async move |request: UntypedMessage, responder, cx: ConnectionTo<Agent>| {
+                    if request.method != REQUEST_PERMISSION {
+                        return Ok(Handled::No {
+                            message: (request, responder),
+                            retry: false,
+                        });
+                    }
+                    ask_permission(&on_request, &request.params, responder, &cx).await?;
+                    Ok(Handled::Yes)
+                },
+                agent_client_protocol::on_receive_request!(),
+            );
+        let driver = tokio::spawn(async move {
+            let served = builder
+                .connect_with(transport, async move |cx: ConnectionTo<Agent>| {
+                    let _ = cx_tx.send(cx.clone());
+                    cx.incoming_closed().await;
+                    Ok(())
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::debug!(%error, "The ACP connection to an agent ended with an error.");
+            }
+        });
+        let cx = cx_rx.await.map_err(|_| {
+            AgentError::Unavailable("the ACP connection ended before it started".to_owned())
+        })?;
+        Ok(Self { cx, turn, driver })
+    }
+
+    /// The handle to send requests and notifications to the agent.
+    pub(super) fn cx(&self) -> &ConnectionTo<Agent> {
+        &self.cx
+    }
+
+    /// The turn in progress, shared with the handlers.
+    pub(super) fn turn(&self) -> &TurnSlot {
+        &self.turn
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Whether a failed request means the agent is gone (its output ended or the
+/// connection broke), rather than an error the agent answered.
+pub(super) fn is_disconnect(error: &Error) -> bool {
+    is_incoming_transport_closed(error) || is_connection_terminated(error)
+}
+
+/// An agent's error answer as one line of text.
+pub(super) fn describe(error: &Error) -> String {
+    let mut text = format!("{} (code {})", error.message, error.code);
+    if let Some(data) = &error.data {
+        text.push_str(": ");
+        match data.as_str() {
+            Some(data) => text.push_str(data),
+            None => text.push_str(&data.to_string()),
+        }
+    }
+    text
+}
+
+/// Hands a `session/update` to the running prompt. The dispatch loop waits for
+/// room in the prompt's channel, so updates keep their order, none is dropped, and
+/// all of them are delivered before the prompt's answer is.
+async fn forward_update(slot: &TurnSlot, mut params: serde_json::Value) {
+    let Some(turn) = slot.current() else {
+        tracing::debug!("Ignored an agent update that arrived outside a prompt.");
+        return;
+    };
+    let raw = params
+        .get_mut("update")
+        .map(serde_json::Value::take)
+        .unwrap_or(params);
+    // A prompt that no longer listens has already ended; the update goes nowhere.
+    let _ = turn.updates.send(update::output(raw)).await;
+}
+
+/// Passes a `session/request_permission` to the running prompt and answers the
+/// agent with what comes back: a dropped reply, a cancelled prompt or no prompt at
+/// all answer `cancelled`. The wait runs outside the dispatch loop so the agent's
+/// other messages keep flowing.
+async fn ask_permission(
+    slot: &TurnSlot,
+    params: &serde_json::Value,
+    responder: agent_client_protocol::v1::Responder,
+    cx: &ConnectionTo<Agent>,
+) -> Result<(), Error> {
+    let (tool_call, options) = match update::permission_request(params) {
+        Ok(parts) => parts,
+        Err(error) => {
+            return responder.respond_with_error(Error::invalid_params().data(error.to_string()));
+        }
+    };
+    let Some(turn) = slot.current() else {
+        return respond_permission(responder, RequestPermissionOutcome::Cancelled);
+    };
+    let (reply, answer) = oneshot::channel();
+    let asked = AgentUpdate::PermissionRequested {
+        tool_call,
+        options,
+        reply,
+    };
+    if turn.updates.send(asked).await.is_err() {
+        return respond_permission(responder, RequestPermissionOutcome::Cancelled);
+    }
+    cx.spawn(async move {
+        let outcome = tokio::select! {
+            answer = answer => answer.map_or(RequestPermissionOutcome::Cancelled, update::permission_outcome),
+            () = turn.cancelled.cancelled() => RequestPermissionOutcome::Cancelled,
+        };
+        respond_permission(responder, outcome)
+    })
+}
+
+fn respond_permission(
+    responder: agent_client_protocol::v1::Responder,
+    outcome: RequestPermissionOutcome,
+) -> Result<(), Error> {
+    let response = serde_json::to_value(RequestPermissionResponse::new(outcome))?;
+    responder.respond(response)
+}
