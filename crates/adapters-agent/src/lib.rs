@@ -8,5 +8,7 @@
 //! of profile names to profiles, and a client only ever picks a name.
 
 mod acp;
+mod openai;
 
 pub use acp::{AcpExecutor, AcpProfile};
+pub use openai::{OpenAiExecutor, OpenAiProfile};
