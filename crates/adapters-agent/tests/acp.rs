@@ -214,6 +214,32 @@ async fn cancel_stops_a_slow_prompt_promptly() {
 }
 
 #[tokio::test]
+async fn a_reader_that_stops_reading_after_cancel_does_not_hang_the_prompt() {
+    let executor = echo_executor();
+    let session = start(&executor).await;
+    let prompt = text(&format!("/slow 5\n{}", "word ".repeat(400)));
+    // Room for one update only, and nobody reads after the cancel.
+    let (tx, mut rx) = mpsc::channel(1);
+
+    let read_one_then_cancel = async {
+        rx.recv().await.expect("a first update");
+        session.cancel().await.unwrap();
+        rx
+    };
+    let (result, _still_open) = timeout(PATIENCE, async {
+        tokio::join!(session.prompt(&prompt, tx), read_one_then_cancel)
+    })
+    .await
+    .expect("the prompt ended although nobody read its updates");
+
+    assert_eq!(result.unwrap(), StopReason::Cancelled);
+    let (after, outputs) = run(session.as_ref(), "next").await;
+    assert_eq!(after.unwrap(), StopReason::EndTurn);
+    assert_eq!(message_text(&outputs), "next");
+    stop(session).await;
+}
+
+#[tokio::test]
 async fn cancel_without_a_running_prompt_does_nothing() {
     let executor = echo_executor();
     let session = start(&executor).await;

@@ -2,7 +2,9 @@
 //! over the agent's stdio, routing `session/update` notifications and
 //! `session/request_permission` requests to the prompt that is running.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::v1::schema::{RequestPermissionOutcome, RequestPermissionResponse};
@@ -21,13 +23,59 @@ use super::update;
 
 const SESSION_UPDATE: &str = "session/update";
 const REQUEST_PERMISSION: &str = "session/request_permission";
+/// How long an update waits for room in the prompt's channel once the prompt is
+/// cancelled; a reader that stopped reading must not keep the agent's answer from
+/// arriving.
+const READ_GRACE_AFTER_CANCEL: Duration = Duration::from_secs(2);
 
 /// The prompt turn in progress: where its updates go, and the switch that answers
 /// its open permission requests with `cancelled` once it is cancelled.
 #[derive(Debug, Clone)]
 pub(super) struct Turn {
-    pub(super) updates: mpsc::Sender<AgentUpdate>,
-    pub(super) cancelled: CancellationToken,
+    updates: mpsc::Sender<AgentUpdate>,
+    cancelled: CancellationToken,
+    /// Set once an update was dropped because nobody read it after the cancel.
+    abandoned: Arc<AtomicBool>,
+}
+
+impl Turn {
+    pub(super) fn new(updates: mpsc::Sender<AgentUpdate>) -> Self {
+        Self {
+            updates,
+            cancelled: CancellationToken::new(),
+            abandoned: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Answers open permission requests `cancelled` and stops waiting for a
+    /// reader that may have stopped reading.
+    pub(super) fn cancel(&self) {
+        self.cancelled.cancel();
+    }
+
+    /// Hands an update to the prompt's reader, waiting for room: nothing is
+    /// dropped while the prompt runs. After a cancel, a reader that leaves the
+    /// channel full for `READ_GRACE_AFTER_CANCEL` is taken to have stopped reading,
+    /// and the rest of the turn's updates are dropped. `false` if the update was
+    /// not delivered.
+    async fn deliver(&self, update: AgentUpdate) -> bool {
+        if self.abandoned.load(Ordering::Relaxed) {
+            return self.updates.try_send(update).is_ok();
+        }
+        let grace_over = async {
+            self.cancelled.cancelled().await;
+            tokio::time::sleep(READ_GRACE_AFTER_CANCEL).await;
+        };
+        tokio::select! {
+            biased;
+            sent = self.updates.send(update) => sent.is_ok(),
+            () = grace_over => {
+                self.abandoned.store(true, Ordering::Relaxed);
+                tracing::debug!("Dropped agent updates nobody read after the prompt was cancelled.");
+                false
+            }
+        }
+    }
 }
 
 /// The turn in progress, if any, shared with the connection's handlers.
@@ -158,8 +206,7 @@ async fn forward_update(slot: &TurnSlot, mut params: serde_json::Value) {
         .get_mut("update")
         .map(serde_json::Value::take)
         .unwrap_or(params);
-    // A prompt that no longer listens has already ended; the update goes nowhere.
-    let _ = turn.updates.send(update::output(raw)).await;
+    turn.deliver(update::output(raw)).await;
 }
 
 /// Passes a `session/request_permission` to the running prompt and answers the
@@ -187,7 +234,7 @@ async fn ask_permission(
         options,
         reply,
     };
-    if turn.updates.send(asked).await.is_err() {
+    if !turn.deliver(asked).await {
         return respond_permission(responder, RequestPermissionOutcome::Cancelled);
     }
     cx.spawn(async move {

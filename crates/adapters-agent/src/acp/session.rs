@@ -12,7 +12,6 @@ use async_trait::async_trait;
 use tandem_domain::{PromptText, StopReason};
 use tandem_ports::{AgentError, AgentSession, AgentUpdate};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::client::{self, Connection, Turn, TurnSlot};
 use super::process::AgentProcess;
@@ -95,10 +94,7 @@ impl AgentSession for AcpSession {
             return Err(AgentError::Crashed(report));
         }
         let slot = self.connection.turn();
-        slot.set(Some(Turn {
-            updates,
-            cancelled: CancellationToken::new(),
-        }));
+        slot.set(Some(Turn::new(updates)));
         let _active = ActiveTurn(slot);
         let request = PromptRequest::new(
             self.agent_session_id.clone(),
@@ -136,7 +132,7 @@ impl AgentSession for AcpSession {
             .cx()
             .send_notification(CancelNotification::new(self.agent_session_id.clone()));
         // ACP: once cancelled, open permission requests are answered `cancelled`.
-        turn.cancelled.cancel();
+        turn.cancel();
         sent.map_err(|error| {
             if client::is_disconnect(&error) {
                 AgentError::Crashed("the agent's connection is closed".to_owned())

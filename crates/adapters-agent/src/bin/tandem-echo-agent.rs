@@ -311,7 +311,10 @@ async fn stream_turn(
         if script.crash {
             crash().await;
         }
-        if !script.slow.is_zero() && index < last {
+        if script.slow.is_zero() {
+            // Let the writer send the chunk and the reader see a cancel.
+            tokio::task::yield_now().await;
+        } else if index < last {
             tokio::select! {
                 () = tokio::time::sleep(script.slow) => {}
                 () = cancel.cancelled() => return Ok(Err(Stopped::Cancelled)),
