@@ -360,6 +360,31 @@ async fn an_unknown_profile_is_refused() {
     );
 }
 
+#[tokio::test]
+async fn https_endpoints_are_spoken_to_over_tls() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let first_bytes = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut bytes = [0; 3];
+        socket.read_exact(&mut bytes).await.unwrap();
+        bytes
+    });
+    let base_url = format!("https://localhost:{}/v1", address.port());
+    let session = start(&executor(OpenAiProfile::new(base_url, "m"))).await;
+
+    let (result, _) = run(session.as_ref(), "hello").await;
+
+    // The fake server never answers the handshake; what matters is that the client
+    // opened with a TLS handshake record (content type 22, version 3.x).
+    assert!(
+        matches!(result, Err(AgentError::Unavailable(_))),
+        "{result:?}"
+    );
+    let bytes = timeout(PATIENCE, first_bytes).await.unwrap().unwrap();
+    assert_eq!(bytes[..2], [0x16, 0x03], "{bytes:?}");
+}
+
 #[test]
 fn the_api_key_never_shows_in_debug_output() {
     let profile = OpenAiProfile {

@@ -74,6 +74,7 @@ impl OpenAiExecutor {
     /// An executor for these profiles (server configuration, never client input).
     pub fn new(profiles: BTreeMap<AgentProfileName, OpenAiProfile>) -> Result<Self, AgentError> {
         let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config()?)
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Self::READ_TIMEOUT)
             .build()
@@ -91,6 +92,23 @@ impl OpenAiExecutor {
     pub fn has_profile(&self, name: &AgentProfileName) -> bool {
         self.profiles.contains_key(name)
     }
+}
+
+/// TLS for `https` endpoints: rustls with the *ring* provider (already used by the
+/// database driver) and the Mozilla root certificates compiled in, so that a small
+/// container image needs no CA bundle.
+fn tls_config() -> Result<rustls::ClientConfig, AgentError> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|error| AgentError::Unavailable(format!("no TLS configuration: {error}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(config)
 }
 
 #[async_trait]
