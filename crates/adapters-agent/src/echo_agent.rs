@@ -1,0 +1,385 @@
+#![doc = include_str!("echo_agent.md")]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use agent_client_protocol::schema::ProtocolVersion;
+use agent_client_protocol::v1::ConnectionTo;
+use agent_client_protocol::v1::schema::{
+    AgentCapabilities, CancelNotification, ContentBlock, ContentChunk, Implementation,
+    InitializeRequest, InitializeResponse, NewSessionRequest, NewSessionResponse, PermissionOption,
+    PermissionOptionKind, Plan, PlanEntry, PlanEntryPriority, PlanEntryStatus, PromptRequest,
+    PromptResponse, RequestPermissionOutcome, RequestPermissionRequest, SessionNotification,
+    SessionUpdate, StopReason, TextContent, ToolCall, ToolCallStatus, ToolCallUpdate,
+    ToolCallUpdateFields, ToolKind,
+};
+use agent_client_protocol::{Agent, ByteStreams, Client, Error};
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+use tokio_util::sync::CancellationToken;
+
+/// The id of the one tool call a turn reports.
+const TOOL_CALL_ID: &str = "echo-1";
+/// The exit status of `/crash`.
+const CRASH_STATUS: i32 = 17;
+const MAX_SLOW_MS: u64 = 60_000;
+const MAX_BURST: usize = 1_000_000;
+
+/// Serves the echo agent on this process's stdin and stdout until stdin closes.
+/// Needs a tokio runtime with time and I/O enabled.
+pub async fn serve_stdio() -> Result<(), Error> {
+    let state = Arc::new(Mutex::new(State::default()));
+    let transport = ByteStreams::new(
+        tokio::io::stdout().compat_write(),
+        tokio::io::stdin().compat(),
+    );
+    let on_new = Arc::clone(&state);
+    let on_prompt = Arc::clone(&state);
+    let on_cancel = state;
+    Agent
+        .v1()
+        .name("tandem-echo-agent")
+        .on_receive_request(
+            async |request: InitializeRequest, responder, _cx| {
+                let version = request.protocol_version.min(ProtocolVersion::V1);
+                responder.respond(
+                    InitializeResponse::new(version)
+                        .agent_capabilities(AgentCapabilities::new())
+                        .agent_info(Implementation::new(
+                            "tandem-echo-agent",
+                            env!("CARGO_PKG_VERSION"),
+                        )),
+                )
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |_request: NewSessionRequest, responder, _cx| {
+                let id = lock(&on_new).new_session();
+                responder.respond(NewSessionResponse::new(id))
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |request: PromptRequest, responder, cx| {
+                let session_id = request.session_id.to_string();
+                let cancel = match lock(&on_prompt).begin_turn(&session_id) {
+                    Ok(cancel) => cancel,
+                    Err(error) => return responder.respond_with_error(error),
+                };
+                let text = prompt_text(&request.prompt);
+                let state = Arc::clone(&on_prompt);
+                // The turn runs outside the dispatch loop, so `session/cancel` and
+                // permission answers are read while it streams.
+                cx.clone().spawn(async move {
+                    let result = run_turn(&cx, &session_id, &text, &cancel).await;
+                    lock(&state).end_turn(&session_id);
+                    responder.respond_with_result(result.map(PromptResponse::new))
+                })
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_notification(
+            async move |notification: CancelNotification, _cx| {
+                lock(&on_cancel).cancel(&notification.session_id.to_string());
+                Ok(())
+            },
+            agent_client_protocol::on_receive_notification!(),
+        )
+        .connect_to(transport)
+        .await
+}
+
+/// The agent's sessions and the cancel switch of each running turn.
+#[derive(Default)]
+struct State {
+    created: u64,
+    sessions: HashMap<String, Option<CancellationToken>>,
+}
+
+impl State {
+    fn new_session(&mut self) -> String {
+        self.created += 1;
+        let id = format!("echo-session-{}", self.created);
+        self.sessions.insert(id.clone(), None);
+        id
+    }
+
+    fn begin_turn(&mut self, session_id: &str) -> Result<CancellationToken, Error> {
+        let Some(turn) = self.sessions.get_mut(session_id) else {
+            return Err(Error::invalid_params().data(format!("unknown session {session_id}")));
+        };
+        if turn.is_some() {
+            return Err(Error::invalid_request().data("a prompt is already running"));
+        }
+        let cancel = CancellationToken::new();
+        *turn = Some(cancel.clone());
+        Ok(cancel)
+    }
+
+    fn end_turn(&mut self, session_id: &str) {
+        if let Some(turn) = self.sessions.get_mut(session_id) {
+            *turn = None;
+        }
+    }
+
+    fn cancel(&self, session_id: &str) {
+        if let Some(Some(cancel)) = self.sessions.get(session_id) {
+            cancel.cancel();
+        }
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the instruction lines of a prompt ask for.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Script {
+    slow: Duration,
+    fail: bool,
+    crash: bool,
+    permission: bool,
+    burst: Option<usize>,
+}
+
+impl Script {
+    fn parse(text: &str) -> Self {
+        let mut script = Self::default();
+        for line in text.lines() {
+            let mut words = line.split_whitespace();
+            let number = |word: Option<&str>| word.and_then(|w| w.parse::<u64>().ok());
+            match words.next() {
+                Some("/slow") => {
+                    if let Some(ms) = number(words.next()) {
+                        script.slow = Duration::from_millis(ms.min(MAX_SLOW_MS));
+                    }
+                }
+                Some("/fail") => script.fail = true,
+                Some("/crash") => script.crash = true,
+                Some("/permission") => script.permission = true,
+                Some("/burst") => {
+                    if let Some(n) = number(words.next()) {
+                        script.burst = Some(usize::try_from(n).unwrap_or(MAX_BURST).min(MAX_BURST));
+                    }
+                }
+                _ => {}
+            }
+        }
+        script
+    }
+
+    /// The message chunks of the turn.
+    fn chunks(&self, text: &str) -> Vec<String> {
+        match self.burst {
+            Some(n) => (0..n).map(|i| format!("{i} ")).collect(),
+            None => text.split_inclusive(char::is_whitespace).fold(
+                Vec::new(),
+                |mut chunks: Vec<String>, piece| {
+                    // Runs of whitespace stay with the word before them.
+                    match chunks.last_mut() {
+                        Some(last) if piece.trim().is_empty() => last.push_str(piece),
+                        _ => chunks.push(piece.to_owned()),
+                    }
+                    chunks
+                },
+            ),
+        }
+    }
+}
+
+/// The text blocks of a prompt, joined.
+fn prompt_text(blocks: &[ContentBlock]) -> String {
+    blocks
+        .iter()
+        .filter_map(|block| {
+            if let ContentBlock::Text(text) = block {
+                Some(text.text.as_str())
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// How a turn ended early.
+enum Stopped {
+    Cancelled,
+}
+
+async fn run_turn(
+    cx: &ConnectionTo<Client>,
+    session_id: &str,
+    text: &str,
+    cancel: &CancellationToken,
+) -> Result<StopReason, Error> {
+    let script = Script::parse(text);
+    match stream_turn(cx, session_id, text, &script, cancel).await? {
+        Ok(()) => Ok(StopReason::EndTurn),
+        Err(Stopped::Cancelled) => Ok(StopReason::Cancelled),
+    }
+}
+
+async fn stream_turn(
+    cx: &ConnectionTo<Client>,
+    session_id: &str,
+    text: &str,
+    script: &Script,
+    cancel: &CancellationToken,
+) -> Result<Result<(), Stopped>, Error> {
+    let send = |update: SessionUpdate| {
+        cx.send_notification(SessionNotification::new(session_id.to_owned(), update))
+    };
+    send(SessionUpdate::Plan(Plan::new(vec![
+        PlanEntry::new(
+            "Read the prompt",
+            PlanEntryPriority::High,
+            PlanEntryStatus::Completed,
+        ),
+        PlanEntry::new(
+            "Echo it back",
+            PlanEntryPriority::Medium,
+            PlanEntryStatus::InProgress,
+        ),
+    ])))?;
+    if script.fail {
+        return Err(Error::internal_error().data("the echo agent was told to fail (/fail)"));
+    }
+    let mut tool_call = true;
+    if script.permission {
+        let answer = tokio::select! {
+            answer = ask_permission(cx, session_id) => answer?,
+            () = cancel.cancelled() => return Ok(Err(Stopped::Cancelled)),
+        };
+        tool_call = answer == "allow";
+        send(thought(&format!("permission: {answer}")))?;
+    }
+    if cancel.is_cancelled() {
+        return Ok(Err(Stopped::Cancelled));
+    }
+    if tool_call {
+        send(SessionUpdate::ToolCall(
+            ToolCall::new(TOOL_CALL_ID, "Echo the prompt")
+                .kind(ToolKind::Other)
+                .status(ToolCallStatus::InProgress),
+        ))?;
+    }
+    let chunks = script.chunks(text);
+    let last = chunks.len().saturating_sub(1);
+    for (index, chunk) in chunks.into_iter().enumerate() {
+        if cancel.is_cancelled() {
+            return Ok(Err(Stopped::Cancelled));
+        }
+        send(message(chunk))?;
+        if script.crash {
+            crash().await;
+        }
+        if script.slow.is_zero() {
+            // Let the writer send the chunk and the reader see a cancel.
+            tokio::task::yield_now().await;
+        } else if index < last {
+            tokio::select! {
+                () = tokio::time::sleep(script.slow) => {}
+                () = cancel.cancelled() => return Ok(Err(Stopped::Cancelled)),
+            }
+        }
+    }
+    if script.crash {
+        crash().await;
+    }
+    if tool_call {
+        send(SessionUpdate::ToolCallUpdate(ToolCallUpdate::new(
+            TOOL_CALL_ID,
+            ToolCallUpdateFields::new().status(ToolCallStatus::Completed),
+        )))?;
+    }
+    Ok(Ok(()))
+}
+
+/// Asks the client whether the tool may run; the chosen option's id, or
+/// `cancelled`.
+async fn ask_permission(cx: &ConnectionTo<Client>, session_id: &str) -> Result<String, Error> {
+    let request = RequestPermissionRequest::new(
+        session_id.to_owned(),
+        ToolCallUpdate::new(
+            TOOL_CALL_ID,
+            ToolCallUpdateFields::new()
+                .title("Echo the prompt".to_owned())
+                .kind(ToolKind::Other)
+                .status(ToolCallStatus::Pending),
+        ),
+        vec![
+            PermissionOption::new("allow", "Allow", PermissionOptionKind::AllowOnce),
+            PermissionOption::new("reject", "Reject", PermissionOptionKind::RejectOnce),
+        ],
+    );
+    let response = cx.send_request(request).block_task().await?;
+    Ok(
+        if let RequestPermissionOutcome::Selected(selected) = response.outcome {
+            selected.option_id.to_string()
+        } else {
+            "cancelled".to_owned()
+        },
+    )
+}
+
+fn message(text: String) -> SessionUpdate {
+    SessionUpdate::AgentMessageChunk(ContentChunk::new(ContentBlock::Text(TextContent::new(
+        text,
+    ))))
+}
+
+fn thought(text: &str) -> SessionUpdate {
+    SessionUpdate::AgentThoughtChunk(ContentChunk::new(ContentBlock::Text(TextContent::new(
+        text,
+    ))))
+}
+
+/// `/crash`: leave mid-turn without answering. The short pause lets the chunk
+/// already sent reach the client.
+async fn crash() -> ! {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    eprintln!("echo agent: crashing as told");
+    std::process::exit(CRASH_STATUS);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instructions_are_read_from_their_own_lines() {
+        let script = Script::parse("hello\n/slow 250\n  /permission\n/burst 12\n/fail\n/crash");
+        assert_eq!(
+            script,
+            Script {
+                slow: Duration::from_millis(250),
+                fail: true,
+                crash: true,
+                permission: true,
+                burst: Some(12),
+            }
+        );
+        assert_eq!(Script::parse("say /fail please"), Script::default());
+        assert_eq!(Script::parse("/slow soon"), Script::default());
+        assert_eq!(
+            Script::parse("/slow 999999999").slow,
+            Duration::from_millis(MAX_SLOW_MS)
+        );
+    }
+
+    #[test]
+    fn echo_chunks_join_to_the_prompt() {
+        let text = "  hello  brave\nnew world \t";
+        let chunks = Script::default().chunks(text);
+        assert_eq!(chunks, ["  ", "hello  ", "brave\n", "new ", "world \t"]);
+        assert_eq!(chunks.concat(), text);
+    }
+
+    #[test]
+    fn burst_chunks_count_up() {
+        let script = Script::parse("/burst 3");
+        assert_eq!(script.chunks("ignored"), ["0 ", "1 ", "2 "]);
+    }
+}
