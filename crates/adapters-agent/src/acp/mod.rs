@@ -47,7 +47,15 @@ impl AcpProfile {
 }
 
 /// Starts ACP agents from the configured profiles: one process (in its own
-/// process group) per agent session.
+/// process group) per agent session, spoken to with the `agent-client-protocol`
+/// crate (protocol v1).
+///
+/// A session's `prompt` forwards every `session/update` in order and waits for
+/// room in its `updates` channel, so nothing is dropped: read the channel while
+/// the prompt runs. Permission requests are answered with what arrives on their
+/// `reply` (`cancelled` if it is dropped or the prompt is cancelled). An agent that
+/// exits or breaks the pipe fails the prompt with `AgentError::Crashed`, quoting
+/// its exit status and last stderr lines; that session is then unusable.
 #[derive(Debug, Clone)]
 pub struct AcpExecutor {
     profiles: BTreeMap<AgentProfileName, AcpProfile>,

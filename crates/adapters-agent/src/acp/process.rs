@@ -102,6 +102,11 @@ impl AgentProcess {
         }
     }
 
+    /// The exit status, if the process has exited.
+    pub(super) fn exit_status(&self) -> Option<ExitStatus> {
+        *self.exit.borrow()
+    }
+
     /// Why the agent is gone, for an error message: its exit status (waited for a
     /// moment) and the last lines it wrote to stderr.
     pub(super) async fn describe_exit(&self) -> String {

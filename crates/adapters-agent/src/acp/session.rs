@@ -57,7 +57,13 @@ impl AcpSession {
     /// Records that the agent is gone and why.
     async fn crashed(&self) -> AgentError {
         let report = self.process.describe_exit().await;
-        tracing::warn!(pid = self.process.pid(), "An ACP agent crashed: {report}");
+        // The report quotes the agent's stderr, which may repeat prompt text: it
+        // goes to the prompt's error, not to the log.
+        tracing::warn!(
+            pid = self.process.pid(),
+            status = ?self.process.exit_status(),
+            "An ACP agent crashed."
+        );
         // An agent that closed its connection but lives on is of no more use.
         self.process.kill().await;
         *self.crashed.lock().unwrap_or_else(PoisonError::into_inner) = Some(report.clone());
