@@ -28,7 +28,8 @@ use tandem_domain::{
     SessionId, SessionStatus, WorkspaceId,
 };
 use tandem_ports::{
-    Change, OpenWork, Page, Plan, PromptFilter, SessionFilter, SessionStore, StoreError, TokenHash,
+    Change, OpenWork, Page, Plan, PromptFilter, SessionFilter, SessionStore, StoreError,
+    StreamTicket, TicketHolder, TokenHash,
 };
 
 use crate::rows::{
@@ -511,6 +512,63 @@ impl SessionStore for SqliteStore {
             StoreError::Conflict
         } else {
             StoreError::NotFound
+        })
+    }
+
+    async fn insert_stream_ticket(
+        &self,
+        token_hash: &TokenHash,
+        ticket: &StreamTicket,
+    ) -> Result<(), StoreError> {
+        let (participant, api_key) = match ticket.holder {
+            TicketHolder::Participant(id) => (Some(id.as_uuid()), None),
+            TicketHolder::ApiKey(id) => (None, Some(id.as_uuid())),
+        };
+        sqlx::query(
+            "INSERT INTO stream_tickets (token_hash, session_id, participant_id, api_key_id, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(token_hash.as_bytes().as_slice())
+        .bind(ticket.session_id.as_uuid())
+        .bind(participant)
+        .bind(api_key)
+        .bind(micros(ticket.expires_at))
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn redeem_stream_ticket(
+        &self,
+        token_hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<StreamTicket, StoreError> {
+        let row: Option<(uuid::Uuid, Option<uuid::Uuid>, Option<uuid::Uuid>, i64)> =
+            sqlx::query_as(
+                "UPDATE stream_tickets SET used_at = ?2
+              WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2
+          RETURNING session_id, participant_id, api_key_id, expires_at",
+            )
+            .bind(token_hash.as_bytes().as_slice())
+            .bind(micros(now))
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(map_err)?;
+        let (session_id, participant, api_key, expires_at) = row.ok_or(StoreError::NotFound)?;
+        let holder = match (participant, api_key) {
+            (Some(id), None) => TicketHolder::Participant(ParticipantId::from_uuid(id)),
+            (None, Some(id)) => TicketHolder::ApiKey(ApiKeyId::from_uuid(id)),
+            _ => {
+                return Err(StoreError::Backend(
+                    "a stream ticket with no single holder".into(),
+                ));
+            }
+        };
+        Ok(StreamTicket {
+            session_id: SessionId::from_uuid(session_id),
+            holder,
+            expires_at: crate::time::time(expires_at)?,
         })
     }
 

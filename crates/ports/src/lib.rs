@@ -25,6 +25,7 @@ pub use agent::{
 pub use bus::EventBus;
 pub use clock::{Clock, SystemClock};
 pub use store::{
-    Change, OpenWork, Page, Plan, PromptFilter, SessionFilter, SessionStore, StoreError, Write,
+    Change, OpenWork, Page, Plan, PromptFilter, SessionFilter, SessionStore, StoreError,
+    StreamTicket, TicketHolder, Write,
 };
 pub use token::TokenHash;

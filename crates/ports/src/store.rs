@@ -169,6 +169,22 @@ pub struct OpenWork {
 /// Plans a change from a session's open work; `Ok(None)` writes nothing.
 pub type Plan<'a> = Box<dyn FnOnce(OpenWork) -> Result<Option<Change>, DomainError> + Send + 'a>;
 
+/// Who a stream ticket stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketHolder {
+    Participant(ParticipantId),
+    ApiKey(ApiKeyId),
+}
+
+/// A one-use ticket to open a session's event stream (for browsers' `EventSource`,
+/// which cannot send an `Authorization` header). The secret is stored only hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamTicket {
+    pub session_id: SessionId,
+    pub holder: TicketHolder,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A keyset page request: items strictly after `after`, at most `limit` of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page<C> {
@@ -365,6 +381,23 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Marks a key revoked at `at`; `NotFound` if there is no such key, `Conflict`
     /// if it was already revoked.
     async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    // ----- stream tickets -----
+
+    /// Stores a new stream ticket under the hash of its secret.
+    async fn insert_stream_ticket(
+        &self,
+        token_hash: &TokenHash,
+        ticket: &StreamTicket,
+    ) -> Result<(), StoreError>;
+
+    /// Uses a ticket up, atomically: returns it if it exists, was never used and has
+    /// not expired at `now`; otherwise `NotFound` (and a second use always fails).
+    async fn redeem_stream_ticket(
+        &self,
+        token_hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<StreamTicket, StoreError>;
 
     // ----- operations -----
 

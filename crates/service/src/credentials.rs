@@ -18,6 +18,7 @@ pub enum TokenKind {
     ApiKey,
     Participant,
     Invite,
+    StreamTicket,
 }
 
 impl TokenKind {
@@ -27,6 +28,7 @@ impl TokenKind {
             Self::ApiKey => "tdm_key_",
             Self::Participant => "tdm_pt_",
             Self::Invite => "tdm_inv_",
+            Self::StreamTicket => "tdm_tkt_",
         }
     }
 }

@@ -17,6 +17,7 @@ mod participants;
 mod permissions;
 mod prompts;
 mod sessions;
+mod tickets;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub use invites::CreatedInvite;
 pub use participants::JoinedSession;
 pub use prompts::{CancelResult, CancelSwitches};
 pub use sessions::{NewSession, SessionCreated, SessionDetails};
+pub use tickets::{IssuedTicket, STREAM_TICKET_TTL};
 
 /// How many times a use case re-reads and retries after a concurrent change.
 const MAX_ATTEMPTS: u32 = 8;

@@ -1661,6 +1661,68 @@ pub async fn invites_are_redeemed_atomically<S: SessionStore + Clone>(store: S) 
     }
 }
 
+/// A stream ticket works once, before it expires, even when redeemed concurrently.
+pub async fn stream_tickets_are_used_once_and_expire<S: SessionStore + Clone>(store: S) {
+    let new = session();
+    create(&store, &new).await;
+    let key = api_key("default", &[Scope::SessionsRead]);
+    store.insert_api_key(&key, &token()).await.expect("key");
+    let participant_ticket = crate::StreamTicket {
+        session_id: new.created.session.id,
+        holder: crate::TicketHolder::Participant(new.created.host.id),
+        expires_at: at(60),
+    };
+    let key_ticket = crate::StreamTicket {
+        holder: crate::TicketHolder::ApiKey(key.id),
+        ..participant_ticket
+    };
+    let (a, b, c) = (token(), token(), token());
+    store
+        .insert_stream_ticket(&a, &participant_ticket)
+        .await
+        .expect("insert");
+    store
+        .insert_stream_ticket(&b, &key_ticket)
+        .await
+        .expect("insert");
+    store
+        .insert_stream_ticket(&c, &participant_ticket)
+        .await
+        .expect("insert");
+
+    // Concurrent redemptions of one ticket: exactly one wins.
+    let mut tasks = JoinSet::new();
+    for _ in 0..5 {
+        let store = store.clone();
+        tasks.spawn(async move { store.redeem_stream_ticket(&a, at(10)).await });
+    }
+    let mut won = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        match result.expect("task") {
+            Ok(ticket) => won.push(ticket),
+            Err(StoreError::NotFound) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, vec![participant_ticket]);
+    assert_eq!(
+        store
+            .redeem_stream_ticket(&b, at(59))
+            .await
+            .expect("key ticket"),
+        key_ticket
+    );
+    // Expired at 60 s.
+    assert!(matches!(
+        store.redeem_stream_ticket(&c, at(60)).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.redeem_stream_ticket(&token(), at(1)).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 /// The store answers a health check.
 pub async fn ping_answers<S: SessionStore>(store: S) {
     store.ping().await.expect("ping");

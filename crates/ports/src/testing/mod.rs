@@ -55,6 +55,7 @@ macro_rules! for_each_contract_test {
             planned_change_sees_open_work_under_the_lock,
             no_change_slips_between_plan_and_commit,
             invites_are_redeemed_atomically,
+            stream_tickets_are_used_once_and_expire,
             ping_answers
         );
     };
