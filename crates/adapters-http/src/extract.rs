@@ -245,7 +245,7 @@ impl FromRequestParts<AppState> for Authenticated {
 }
 
 /// The token of an `Authorization: Bearer` header.
-fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     let unauthenticated = |detail: &str| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -11,9 +11,13 @@ mod layers;
 mod openapi;
 mod routes;
 mod state;
+mod stream;
+
+use std::sync::Arc;
 
 use axum::Router;
 use tandem_service::Tandem;
+use tokio::sync::watch;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::{ApiError, ErrorCode, FieldError, PROBLEM_JSON, Problem};
@@ -46,9 +50,27 @@ impl Default for HttpConfig {
     }
 }
 
-/// The whole HTTP application with every layer applied: the `/v1` API, the
-/// probes, `/openapi.json` and the Swagger UI at `/docs`.
+/// The whole API with every layer applied. Its event streams end only with their
+/// session or client; use [`router_with_closer`] to end them at shutdown.
 pub fn router(tandem: Tandem, config: HttpConfig) -> Router {
+    router_with_closer(tandem, config).0
+}
+
+/// Ends every open event stream of a router, so that a graceful shutdown does not
+/// wait for long-lived connections (clients resume elsewhere with `Last-Event-ID`).
+#[derive(Debug, Clone)]
+pub struct StreamCloser(Arc<watch::Sender<bool>>);
+
+impl StreamCloser {
+    /// Ends every open stream now and any stream opened later.
+    pub fn close_all(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// The API and the switch that ends its event streams.
+pub fn router_with_closer(tandem: Tandem, config: HttpConfig) -> (Router, StreamCloser) {
+    let (closer, shutdown) = watch::channel(false);
     let HttpConfig {
         public_url,
         cors_origins,
@@ -58,8 +80,11 @@ pub fn router(tandem: Tandem, config: HttpConfig) -> Router {
     let app = api
         .merge(SwaggerUi::new("/docs").url("/openapi.json", document))
         .fallback(|| async { layers::not_found() })
-        .with_state(AppState::new(tandem, &public_url));
-    layers::apply(app, &cors_origins, body_limit_bytes)
+        .with_state(AppState::new(tandem, &public_url, shutdown));
+    (
+        layers::apply(app, &cors_origins, body_limit_bytes),
+        StreamCloser(Arc::new(closer)),
+    )
 }
 
 /// The OpenAPI document served at `/openapi.json`.

@@ -196,6 +196,7 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(prompts::retry_prompt))
         .routes(routes!(permissions::answer_permission))
         .routes(routes!(events::list_events))
+        .routes(routes!(events::create_stream_ticket))
         .routes(routes!(api_keys::create_api_key, api_keys::list_api_keys))
         .routes(routes!(api_keys::revoke_api_key))
 }

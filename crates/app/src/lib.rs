@@ -59,6 +59,7 @@ pub async fn service(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<T
 pub struct Server {
     tandem: Tandem,
     router: axum::Router,
+    streams: tandem_http::StreamCloser,
     listener: TcpListener,
     bootstrapped: Option<CreatedApiKey>,
 }
@@ -85,10 +86,11 @@ pub async fn build_with_clock(
         cors_origins: config.cors_origins.clone(),
         body_limit_bytes: config.body_limit_bytes,
     };
-    let router = tandem_http::router(tandem.clone(), http);
+    let (router, streams) = tandem_http::router_with_closer(tandem.clone(), http);
     Ok(Server {
         tandem,
         router,
+        streams,
         listener,
         bootstrapped,
     })
@@ -112,12 +114,18 @@ impl Server {
         &self.tandem
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and lets in-flight
-    /// requests finish.
+    /// Serves until `shutdown` completes, then stops accepting, ends the open
+    /// event streams (their clients resume elsewhere with `Last-Event-ID`) and lets
+    /// in-flight requests finish.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let streams = self.streams;
+        let shutdown = async move {
+            shutdown.await;
+            streams.close_all();
+        };
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await

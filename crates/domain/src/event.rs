@@ -397,6 +397,33 @@ impl EventPayload {
         })
     }
 
+    /// The participant this event takes out of the session (it left or was
+    /// removed): its stream ends here.
+    pub const fn departed_participant(&self) -> Option<ParticipantId> {
+        match self {
+            Self::ParticipantLeft { participant_id }
+            | Self::ParticipantRemoved { participant_id, .. } => Some(*participant_id),
+            Self::SessionCreated(_)
+            | Self::SessionUpdated { .. }
+            | Self::SessionClosed { .. }
+            | Self::ParticipantJoined(_)
+            | Self::ParticipantUpdated { .. }
+            | Self::CommentPosted(_)
+            | Self::PromptSubmitted(_)
+            | Self::PromptEdited { .. }
+            | Self::PromptApproved { .. }
+            | Self::PromptRejected { .. }
+            | Self::PromptWithdrawn { .. }
+            | Self::PromptStarted { .. }
+            | Self::AgentOutput(_)
+            | Self::AgentPermissionRequested { .. }
+            | Self::AgentPermissionResolved { .. }
+            | Self::PromptCompleted { .. }
+            | Self::PromptFailed { .. }
+            | Self::PromptCancelled { .. } => None,
+        }
+    }
+
     /// Whether this event ends the session's stream.
     pub const fn ends_session(&self) -> bool {
         matches!(self, Self::SessionClosed { .. })

@@ -138,6 +138,18 @@ impl From<&Event> for EventResponse {
     }
 }
 
+/// A one-use stream ticket.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StreamTicketResponse {
+    /// The ticket: pass it once as `?ticket=`.
+    pub(crate) ticket: String,
+    /// When the unused ticket stops working.
+    pub(crate) expires_at: chrono::DateTime<chrono::Utc>,
+    /// The stream's URL with the ticket, ready for `new EventSource(url)`.
+    pub(crate) url: String,
+}
+
 /// A page of a session's events, in `seq` order.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

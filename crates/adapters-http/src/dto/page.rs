@@ -112,9 +112,12 @@ pub(crate) struct EventsQuery {
     /// Return the events after this `seq` (default 0: from the start).
     #[param(minimum = 0)]
     pub(crate) after: Option<u64>,
-    /// How many events to return (default 50).
+    /// How many events to return (default 50; JSON pages only).
     #[param(minimum = 1, maximum = 200)]
     pub(crate) limit: Option<u32>,
+    /// A one-use stream ticket (`POST .../stream-tickets`), for clients such as a
+    /// browser's `EventSource` that cannot send an `Authorization` header.
+    pub(crate) ticket: Option<String>,
 }
 
 #[cfg(test)]

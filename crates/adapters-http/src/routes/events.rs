@@ -1,30 +1,43 @@
-//! A session's event log as a JSON page (the SSE form arrives separately).
+//! A session's event log: the live SSE stream, JSON pages, and stream tickets.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use tandem_domain::{Seq, SessionId};
 
-use crate::dto::event::{EventPage, EventResponse};
+use crate::dto::event::{EventPage, EventResponse, StreamTicketResponse};
 use crate::dto::page::{EventsQuery, limit, next_cursor};
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{ApiPath, ApiQuery, Authenticated};
+use crate::extract::{ApiPath, ApiQuery, Authenticated, bearer_token};
 use crate::openapi::{BadRequest, Forbidden, Internal, NotAcceptable, NotFound, Unauthorized};
 use crate::state::AppState;
 
-/// Read a page of a session's events.
+/// Read a session's events: live as Server-Sent Events, or a JSON page.
 ///
-/// The events after `?after=<seq>`, in `seq` order, for polling clients. Send
-/// `Accept: application/json`.
+/// With `Accept: text/event-stream`, a stream: each frame carries `id: <seq>`,
+/// `event: <type>` and `data: <the event as JSON>`; it replays everything after
+/// `Last-Event-ID` (or `?after=`) from the durable log, then goes live, with no gap
+/// and no duplicate; a comment every 15 s keeps it open; it ends after
+/// `session.closed` or when the participant leaves or is removed. Otherwise a
+/// page of the events after `?after=<seq>`, for polling clients. Browsers'
+/// `EventSource` passes a one-use `?ticket=` instead of a header.
 #[utoipa::path(
     get,
     path = "/v1/sessions/{id}/events",
     operation_id = "list_events",
     tag = "events",
-    security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The session's id."), EventsQuery),
+    security(("bearer" = []), ()),
+    params(
+        ("id" = Uuid, Path, description = "The session's id."),
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume a stream after this `seq`."),
+        EventsQuery
+    ),
     responses(
-        (status = 200, description = "A page of events.", body = EventPage),
+        (status = 200, description = "A page of events, or the live stream.", content(
+            (EventPage = "application/json"),
+            (String = "text/event-stream"),
+        )),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -35,16 +48,35 @@ use crate::state::AppState;
 )]
 pub(crate) async fn list_events(
     State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
     ApiPath(id): ApiPath<SessionId>,
     ApiQuery(query): ApiQuery<EventsQuery>,
     headers: HeaderMap,
-) -> Result<Json<EventPage>, ApiError> {
+) -> Result<Response, ApiError> {
+    let caller = match &query.ticket {
+        Some(ticket) => state.tandem.redeem_stream_ticket(ticket, id).await?,
+        None => state.tandem.authenticate(bearer_token(&headers)?).await?,
+    };
+    if wants_stream(&headers) {
+        let after = match last_event_id(&headers)? {
+            Some(seq) => seq,
+            None => query.after.unwrap_or(0),
+        };
+        // Authorize (and settle expiry) before the stream starts, so that a
+        // refusal is a problem document rather than an empty stream.
+        state.tandem.events(&caller, id, Seq::new(after), 1).await?;
+        let body = state.streams.open(caller, id, Seq::new(after));
+        return Response::builder()
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .header("x-accel-buffering", "no")
+            .body(body)
+            .map_err(|_| ApiError::internal());
+    }
     if !accepts_json(&headers) {
         return Err(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
             ErrorCode::NotAcceptable,
-            "this endpoint answers `application/json` for now; the event stream is not served yet",
+            "this endpoint answers `application/json` or `text/event-stream`",
         ));
     }
     let limit = limit(query.limit)?;
@@ -53,7 +85,83 @@ pub(crate) async fn list_events(
     Ok(Json(EventPage {
         next: next_cursor(&events, limit, |event| event.seq.get()),
         events: events.iter().map(EventResponse::from).collect(),
-    }))
+    })
+    .into_response())
+}
+
+/// Issue a stream ticket.
+///
+/// A one-use ticket, valid 60 seconds, that opens this session's event stream as
+/// `GET .../events?ticket=...` — for a browser's `EventSource`, which cannot send
+/// an `Authorization` header. Tokens never go in URLs; a used ticket is worthless.
+#[utoipa::path(
+    post,
+    path = "/v1/sessions/{id}/stream-tickets",
+    operation_id = "create_stream_ticket",
+    tag = "events",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The session's id.")),
+    responses(
+        (status = 201, description = "The ticket, shown once.", body = StreamTicketResponse),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    )
+)]
+pub(crate) async fn create_stream_ticket(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiPath(id): ApiPath<SessionId>,
+) -> Result<(StatusCode, Json<StreamTicketResponse>), ApiError> {
+    let issued = state.tandem.create_stream_ticket(&caller, id).await?;
+    let ticket = issued.ticket.expose().to_owned();
+    Ok((
+        StatusCode::CREATED,
+        Json(StreamTicketResponse {
+            url: format!(
+                "{}/v1/sessions/{id}/events?ticket={ticket}",
+                state.public_url
+            ),
+            ticket,
+            expires_at: issued.expires_at,
+        }),
+    ))
+}
+
+/// Whether the client asks for the live stream.
+fn wants_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|range| {
+            range
+                .split(';')
+                .next()
+                .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
+}
+
+/// The `Last-Event-ID` a reconnecting `EventSource` sends.
+fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                "Last-Event-ID must be an event's seq",
+            )
+        })
 }
 
 /// Whether the client takes JSON: no `Accept` header, or a media range that

@@ -255,7 +255,7 @@ async fn a_wrong_method_is_405_with_allow() {
 }
 
 #[tokio::test]
-async fn the_events_page_refuses_a_client_that_only_takes_a_stream() {
+async fn the_events_endpoint_refuses_a_client_that_takes_neither_json_nor_a_stream() {
     let app = App::new().await;
     let session = app.create_session(json!({})).await;
     let request = raw(
@@ -263,7 +263,7 @@ async fn the_events_page_refuses_a_client_that_only_takes_a_stream() {
         &format!("/v1/sessions/{}/events", session.id),
         &session.host,
     )
-    .header(header::ACCEPT, "text/event-stream")
+    .header(header::ACCEPT, "text/html")
     .body(Body::empty())
     .unwrap();
     app.send(request)

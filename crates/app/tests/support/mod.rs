@@ -14,6 +14,17 @@ use tandem::Config;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
+/// An HTTP client for tests. reqwest is built with rustls and no default crypto
+/// provider (the OpenAI executor brings its own configuration), so install the
+/// same *ring* provider process-wide before building a client.
+pub(crate) fn http_client() -> reqwest::Client {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::new()
+}
+
 /// A running server and what a test needs to talk to it.
 pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
@@ -76,7 +87,7 @@ impl TestServer {
     /// A client of this server.
     pub(crate) fn client(&self) -> Client {
         Client {
-            http: reqwest::Client::new(),
+            http: http_client(),
             base: format!("http://{}", self.addr),
         }
     }
@@ -110,6 +121,14 @@ pub(crate) struct Reply {
 }
 
 impl Client {
+    /// A client of the server at `base` (`http://host:port`).
+    pub(crate) fn new(base: &str) -> Self {
+        Self {
+            http: http_client(),
+            base: base.to_owned(),
+        }
+    }
+
     /// Sends `body` (if any) as JSON with `token` (if any) and asserts the status.
     pub(crate) async fn call(
         &self,
