@@ -80,8 +80,10 @@ fn limit(n: u32) -> i64 {
     i64::from(n)
 }
 
-fn seq(value: Seq) -> Result<i64, StoreError> {
-    i64::try_from(value.get()).map_err(StoreError::backend)
+/// A `seq` as stored. No stored `seq` exceeds `i64::MAX`, so a larger cursor means
+/// "after everything".
+fn seq(value: Seq) -> i64 {
+    i64::try_from(value.get()).unwrap_or(i64::MAX)
 }
 
 fn convert<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> Result<Vec<T>, StoreError> {
@@ -403,7 +405,7 @@ impl SessionStore for PostgresStore {
               WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
         .bind(session_id.as_uuid())
-        .bind(seq(after)?)
+        .bind(seq(after))
         .bind(limit(max))
         .fetch_all(&self.pool)
         .await

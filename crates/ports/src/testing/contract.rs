@@ -253,6 +253,14 @@ pub async fn events_page_after_a_seq<S: SessionStore>(store: S) {
             .expect("beyond")
             .is_empty()
     );
+    // A cursor beyond anything storable is simply past the end.
+    assert!(
+        store
+            .events(id, Seq::new(u64::MAX), 100)
+            .await
+            .expect("far beyond")
+            .is_empty()
+    );
 }
 
 /// 50 concurrent writers on one session produce `seq` 1..=N, no gap, no duplicate.
