@@ -1460,6 +1460,28 @@ pub async fn every_event_type_round_trips<S: SessionStore>(store: S) {
     assert_eq!(read_back, events);
 }
 
+/// The change that cancels a session's open prompts and closes it, as `by` at
+/// `secs`: what a planned close writes.
+fn close_open_work(
+    work: &crate::OpenWork,
+    by: &tandem_domain::Participant,
+    secs: i64,
+) -> Result<Option<Change>, tandem_domain::DomainError> {
+    let mut change = Change::new(work.session.id);
+    for prompt in &work.prompts {
+        let abandoned = prompt.abandon(at(secs))?;
+        change = change
+            .write(Write::UpdatePrompt(abandoned.state))
+            .events(abandoned.events);
+    }
+    let closed = work.session.close(by, None, at(secs))?;
+    Ok(Some(
+        change
+            .write(Write::UpdateSession(closed.state))
+            .events(closed.events),
+    ))
+}
+
 /// `apply_planned` shows the plan the session's open work as of the lock, and
 /// commits what it plans; a refusal or no plan writes nothing.
 pub async fn planned_change_sees_open_work_under_the_lock<S: SessionStore>(store: S) {
@@ -1521,19 +1543,7 @@ pub async fn planned_change_sees_open_work_under_the_lock<S: SessionStore>(store
                 );
                 assert!(work.permission_requests.is_empty());
                 assert_eq!(work.session.last_seq, Seq::new(6));
-                let mut change = Change::new(work.session.id);
-                for prompt in &work.prompts {
-                    let abandoned = prompt.abandon(at(9))?;
-                    change = change
-                        .write(Write::UpdatePrompt(abandoned.state))
-                        .events(abandoned.events);
-                }
-                let closed = work.session.close(&host, None, at(9))?;
-                Ok(Some(
-                    change
-                        .write(Write::UpdateSession(closed.state))
-                        .events(closed.events),
-                ))
+                close_open_work(&work, &host, 9)
             }),
         )
         .await
@@ -1573,24 +1583,7 @@ pub async fn no_change_slips_between_plan_and_commit<S: SessionStore + Clone>(st
     }
     let host = new.created.host.clone();
     store
-        .apply_planned(
-            id,
-            Box::new(move |work| {
-                let mut change = Change::new(work.session.id);
-                for prompt in &work.prompts {
-                    let abandoned = prompt.abandon(at(100))?;
-                    change = change
-                        .write(Write::UpdatePrompt(abandoned.state))
-                        .events(abandoned.events);
-                }
-                let closed = work.session.close(&host, None, at(100))?;
-                Ok(Some(
-                    change
-                        .write(Write::UpdateSession(closed.state))
-                        .events(closed.events),
-                ))
-            }),
-        )
+        .apply_planned(id, Box::new(move |work| close_open_work(&work, &host, 100)))
         .await
         .expect("close");
     while let Some(result) = tasks.join_next().await {
