@@ -217,15 +217,14 @@ impl Subscriber {
         }
     }
 
+    /// Streams until the client goes away or the stream ends; holding `hub`
+    /// keeps the session's broadcaster alive meanwhile.
     async fn run(mut self, hub: Arc<SessionHub>, mut frames: broadcast::Receiver<Arc<Frame>>) {
-        let _ = self.stream(&hub, &mut frames).await;
+        let _ = self.stream(&mut frames).await;
+        drop(hub);
     }
 
-    async fn stream(
-        &mut self,
-        _hub: &Arc<SessionHub>,
-        frames: &mut broadcast::Receiver<Arc<Frame>>,
-    ) -> Result<(), Gone> {
+    async fn stream(&mut self, frames: &mut broadcast::Receiver<Arc<Frame>>) -> Result<(), Gone> {
         self.send(Bytes::from(format!("retry: {RETRY_MS}\n\n")))
             .await?;
         // Backlog from the log, up to now; ends the stream if it holds the end.
@@ -293,12 +292,9 @@ impl Subscriber {
 
     /// Whether the session ended before the point this client resumes from.
     async fn already_over(&self) -> bool {
-        match self
-            .tandem
-            .session_details(&self.caller, self.session)
-            .await
-        {
-            Ok(details) => details.session.end.is_some() && self.sent >= details.session.last_seq,
+        // The caller was authorized when the stream opened; only the row matters.
+        match self.tandem.store().session(self.session).await {
+            Ok(session) => session.end.is_some() && self.sent >= session.last_seq,
             Err(_) => true,
         }
     }

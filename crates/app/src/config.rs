@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -184,9 +184,6 @@ impl FileConfig {
         }
     }
 }
-
-/// Where the config file lives, if any.
-pub type ConfigPath = Option<PathBuf>;
 
 #[cfg(test)]
 mod tests {

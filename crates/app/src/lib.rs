@@ -43,6 +43,29 @@ pub async fn open_backend(
     }
 }
 
+/// Brings the schema of the configured database up to date, without starting
+/// anything else (`tandem migrate`).
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let url = config.database_url.as_str();
+    let shown = config::redact_url(url);
+    if url.starts_with("sqlite:") {
+        // Opening a SQLite store migrates it.
+        SqliteStore::open(url)
+            .await
+            .with_context(|| format!("cannot open the SQLite database {shown}"))?
+            .close()
+            .await;
+    } else {
+        PostgresStore::connect(url, 1)
+            .await
+            .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?
+            .migrate()
+            .await
+            .with_context(|| format!("cannot migrate the database at {shown}"))?;
+    }
+    Ok(())
+}
+
 /// The use cases over the configured store and bus.
 pub async fn service(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Tandem> {
     let (store, bus) = open_backend(config).await?;

@@ -132,7 +132,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => {
             init_logs(cli.settings.log_format);
             let config = cli.settings.config()?;
-            tandem::open_backend(&config).await?;
+            tandem::migrate(&config).await?;
             tracing::info!("the database schema is up to date");
             Ok(())
         }

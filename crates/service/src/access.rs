@@ -8,7 +8,7 @@ use tandem_ports::{Change, OpenWork, Plan, StoreError, Write};
 
 use crate::Tandem;
 use crate::credentials::{Caller, TokenKind, hash_token};
-use crate::error::{Resource, ServiceError, read_error};
+use crate::error::{Resource, ServiceError, missing_means, read_error};
 
 impl Tandem {
     /// Recognises a bearer token: a present participant's or an API key's.
@@ -21,14 +21,7 @@ impl Tandem {
                 .store
                 .participant_by_token(&hash)
                 .await
-                .map_err(|error| match error {
-                    StoreError::NotFound => ServiceError::Unauthenticated,
-                    other @ (StoreError::SessionInactive
-                    | StoreError::Conflict
-                    | StoreError::Duplicate
-                    | StoreError::Refused(_)
-                    | StoreError::Backend(_)) => ServiceError::Store(other),
-                })?;
+                .map_err(missing_means(ServiceError::Unauthenticated))?;
             return if participant.is_present() {
                 Ok(Caller::Participant(participant))
             } else {
@@ -39,14 +32,7 @@ impl Tandem {
             .store
             .api_key_by_token(&hash)
             .await
-            .map_err(|error| match error {
-                StoreError::NotFound => ServiceError::Unauthenticated,
-                other @ (StoreError::SessionInactive
-                | StoreError::Conflict
-                | StoreError::Duplicate
-                | StoreError::Refused(_)
-                | StoreError::Backend(_)) => ServiceError::Store(other),
-            })?;
+            .map_err(missing_means(ServiceError::Unauthenticated))?;
         if key.revoked_at.is_some() {
             Err(ServiceError::Unauthenticated)
         } else {

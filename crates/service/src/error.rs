@@ -96,14 +96,20 @@ impl From<ValidationError> for ServiceError {
     }
 }
 
-/// A store error on a read: "not found" becomes `NotFound(resource)`.
-pub(crate) fn read_error(resource: Resource) -> impl FnOnce(StoreError) -> ServiceError {
+/// A store error on a lookup: "not found" becomes `instead`, anything else a
+/// storage failure.
+pub(crate) fn missing_means(instead: ServiceError) -> impl FnOnce(StoreError) -> ServiceError {
     move |error| match error {
-        StoreError::NotFound => ServiceError::NotFound(resource),
+        StoreError::NotFound => instead,
         other @ (StoreError::SessionInactive
         | StoreError::Conflict
         | StoreError::Duplicate
         | StoreError::Refused(_)
         | StoreError::Backend(_)) => ServiceError::Store(other),
     }
+}
+
+/// A store error on a read: "not found" becomes `NotFound(resource)`.
+pub(crate) fn read_error(resource: Resource) -> impl FnOnce(StoreError) -> ServiceError {
+    missing_means(ServiceError::NotFound(resource))
 }

@@ -4,11 +4,11 @@
 use tandem_domain::{
     DisplayName, InviteRole, Joiner, Participant, ParticipantId, Session, SessionId, UserId,
 };
-use tandem_ports::{Change, StoreError, Write};
+use tandem_ports::{Change, Write};
 use uuid::Uuid;
 
 use crate::credentials::{Caller, Secret, TokenKind, hash_token};
-use crate::error::{Resource, ServiceError, read_error};
+use crate::error::{Resource, ServiceError, missing_means, read_error};
 use crate::{Tandem, retry_on_conflict};
 
 /// A new participant with the token it sees once.
@@ -30,18 +30,11 @@ impl Tandem {
     ) -> Result<JoinedSession, ServiceError> {
         let invite_hash = hash_token(invite_token);
         retry_on_conflict!({
-            let invite =
-                self.store
-                    .invite_by_token(&invite_hash)
-                    .await
-                    .map_err(|error| match error {
-                        StoreError::NotFound => ServiceError::InviteUnknown,
-                        other @ (StoreError::SessionInactive
-                        | StoreError::Conflict
-                        | StoreError::Duplicate
-                        | StoreError::Refused(_)
-                        | StoreError::Backend(_)) => ServiceError::Store(other),
-                    })?;
+            let invite = self
+                .store
+                .invite_by_token(&invite_hash)
+                .await
+                .map_err(missing_means(ServiceError::InviteUnknown))?;
             let session = self
                 .store
                 .session(invite.session_id)
@@ -64,17 +57,10 @@ impl Tandem {
                 .write(Write::RedeemInvite(admitted.invite))
                 .events(admitted.events)
                 .activity(now);
-            match self.commit(change).await {
-                Ok(_) => {
-                    tracing::info!(session_id = %session.id, participant_id = %admitted.participant.id, role = %admitted.participant.role, "participant joined");
-                    Ok(JoinedSession {
-                        session,
-                        participant: admitted.participant,
-                        token,
-                    })
-                }
-                Err(error) => Err(error),
-            }
+            self.commit(change).await.map(|_| {
+                tracing::info!(session_id = %session.id, participant_id = %admitted.participant.id, role = %admitted.participant.role, "participant joined");
+                JoinedSession { session, participant: admitted.participant, token }
+            })
         })
     }
 

@@ -5,11 +5,11 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tandem_domain::SessionId;
-use tandem_ports::{StoreError, StreamTicket, TicketHolder};
+use tandem_ports::{StreamTicket, TicketHolder};
 
 use crate::Tandem;
 use crate::credentials::{Caller, Secret, TokenKind, hash_token};
-use crate::error::{Resource, ServiceError, read_error};
+use crate::error::{Resource, ServiceError, missing_means, read_error};
 
 /// How long a stream ticket may wait for its one use.
 pub const STREAM_TICKET_TTL: TimeDelta = TimeDelta::seconds(60);
@@ -61,14 +61,7 @@ impl Tandem {
             .store
             .redeem_stream_ticket(&hash_token(ticket), self.now())
             .await
-            .map_err(|error| match error {
-                StoreError::NotFound => ServiceError::Unauthenticated,
-                other @ (StoreError::SessionInactive
-                | StoreError::Conflict
-                | StoreError::Duplicate
-                | StoreError::Refused(_)
-                | StoreError::Backend(_)) => ServiceError::Store(other),
-            })?;
+            .map_err(missing_means(ServiceError::Unauthenticated))?;
         if redeemed.session_id != session_id {
             return Err(ServiceError::Unauthenticated);
         }
