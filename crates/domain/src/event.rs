@@ -307,6 +307,13 @@ pub enum EventPayload {
     PromptWithdrawn { prompt_id: PromptId },
     #[serde(rename = "prompt.started")]
     PromptStarted { prompt_id: PromptId },
+    /// Someone asked to stop the running prompt; `prompt.cancelled` follows once
+    /// the agent has stopped (the replica running it learns of it from the log).
+    #[serde(rename = "prompt.cancel_requested")]
+    PromptCancelRequested {
+        prompt_id: PromptId,
+        requested_by: ParticipantId,
+    },
     #[serde(rename = "agent.output")]
     AgentOutput(AgentOutput),
     #[serde(rename = "agent.permission_requested")]
@@ -366,6 +373,7 @@ impl EventPayload {
             Self::PromptRejected { .. } => "prompt.rejected",
             Self::PromptWithdrawn { .. } => "prompt.withdrawn",
             Self::PromptStarted { .. } => "prompt.started",
+            Self::PromptCancelRequested { .. } => "prompt.cancel_requested",
             Self::AgentOutput(_) => "agent.output",
             Self::AgentPermissionRequested { .. } => "agent.permission_requested",
             Self::AgentPermissionResolved { .. } => "agent.permission_resolved",
@@ -415,6 +423,7 @@ impl EventPayload {
             | Self::PromptRejected { .. }
             | Self::PromptWithdrawn { .. }
             | Self::PromptStarted { .. }
+            | Self::PromptCancelRequested { .. }
             | Self::AgentOutput(_)
             | Self::AgentPermissionRequested { .. }
             | Self::AgentPermissionResolved { .. }

@@ -92,9 +92,11 @@ pub struct Prompt {
 pub enum CancelOutcome {
     /// A queued prompt is cancelled at once.
     Cancelled(Box<Transition<Prompt>>),
-    /// A running prompt: the agent must be told to stop; the runner records
-    /// `prompt.cancelled` once it has (see `Prompt::finish_cancelled`).
-    StopAgent,
+    /// A running prompt: the agent must be told to stop. The event
+    /// (`prompt.cancel_requested`) tells the runner, on whichever replica; it
+    /// records `prompt.cancelled` once the agent has stopped (see
+    /// `Prompt::finish_cancelled`).
+    StopAgent(NewEvent),
 }
 
 impl Prompt {
@@ -325,7 +327,14 @@ impl Prompt {
                 Some(by.id),
                 now,
             )))),
-            PromptStatus::Running => Ok(CancelOutcome::StopAgent),
+            PromptStatus::Running => Ok(CancelOutcome::StopAgent(NewEvent::new(
+                now,
+                Actor::Participant(by.id),
+                EventPayload::PromptCancelRequested {
+                    prompt_id: self.id,
+                    requested_by: by.id,
+                },
+            ))),
             from @ (PromptStatus::PendingApproval
             | PromptStatus::Completed
             | PromptStatus::Failed

@@ -752,7 +752,7 @@ fn apply(cast: &Cast, prompt: &Prompt, op: &Op, step: i64) -> Result<Outcome, Do
             .cancel(s, cast.get(*who), now)
             .map(|outcome| match outcome {
                 CancelOutcome::Cancelled(t) => from_transition(*t),
-                CancelOutcome::StopAgent => unchanged(Effect::StopAgent, vec![]),
+                CancelOutcome::StopAgent(event) => unchanged(Effect::StopAgent, vec![event]),
             }),
         Op::Retry(who) => prompt
             .retry(PromptId::from_uuid(uuid(900)), s, cast.get(*who), now)
@@ -908,7 +908,7 @@ fn check_step(
     let after = outcome.prompt;
     // Exactly one event per successful operation, of the right type.
     let expected_type = match &outcome.effect {
-        Effect::StopAgent => None,
+        Effect::StopAgent => Some("prompt.cancel_requested"),
         Effect::To(status) => Some(event_type_for(*status)),
         Effect::Output => Some("agent.output"),
         Effect::Retried => Some("prompt.submitted"),

@@ -241,7 +241,7 @@ fn cancelled_queued(f: &Fixture) -> Prompt {
         .expect("the host cancels")
     {
         CancelOutcome::Cancelled(t) => t.state,
-        CancelOutcome::StopAgent => panic!("a queued prompt is cancelled at once"),
+        CancelOutcome::StopAgent(_) => panic!("a queued prompt is cancelled at once"),
     }
 }
 
@@ -1883,9 +1883,16 @@ fn cancelling_a_running_prompt_asks_to_stop_the_agent() {
     let f = fixture();
     let prompt = running(&f);
     for who in [&f.host, &f.collaborator] {
+        let Ok(CancelOutcome::StopAgent(event)) = prompt.cancel(&f.session, who, at(6)) else {
+            panic!("a running prompt's agent is asked to stop");
+        };
+        assert_eq!(event.actor, Actor::Participant(who.id));
         assert_eq!(
-            prompt.cancel(&f.session, who, at(6)),
-            Ok(CancelOutcome::StopAgent)
+            event.payload,
+            EventPayload::PromptCancelRequested {
+                prompt_id: prompt.id,
+                requested_by: who.id,
+            }
         );
     }
 }
@@ -2666,8 +2673,9 @@ fn option_kinds_know_whether_they_allow() {
 // EventPayload: the catalog and its stored form
 // ---------------------------------------------------------------------------
 
-/// DESIGN.md §3's catalog, plus `prompt.edited`, in `EventPayload` order.
-const CATALOG: [&str; 20] = [
+/// DESIGN.md §3's catalog, plus `prompt.edited` and `prompt.cancel_requested`, in
+/// `EventPayload` order.
+const CATALOG: [&str; 21] = [
     "session.created",
     "session.updated",
     "session.closed",
@@ -2682,6 +2690,7 @@ const CATALOG: [&str; 20] = [
     "prompt.rejected",
     "prompt.withdrawn",
     "prompt.started",
+    "prompt.cancel_requested",
     "agent.output",
     "agent.permission_requested",
     "agent.permission_resolved",
@@ -2708,12 +2717,13 @@ fn catalog_index(payload: &EventPayload) -> usize {
         EventPayload::PromptRejected { .. } => 11,
         EventPayload::PromptWithdrawn { .. } => 12,
         EventPayload::PromptStarted { .. } => 13,
-        EventPayload::AgentOutput(_) => 14,
-        EventPayload::AgentPermissionRequested { .. } => 15,
-        EventPayload::AgentPermissionResolved { .. } => 16,
-        EventPayload::PromptCompleted { .. } => 17,
-        EventPayload::PromptFailed { .. } => 18,
-        EventPayload::PromptCancelled { .. } => 19,
+        EventPayload::PromptCancelRequested { .. } => 14,
+        EventPayload::AgentOutput(_) => 15,
+        EventPayload::AgentPermissionRequested { .. } => 16,
+        EventPayload::AgentPermissionResolved { .. } => 17,
+        EventPayload::PromptCompleted { .. } => 18,
+        EventPayload::PromptFailed { .. } => 19,
+        EventPayload::PromptCancelled { .. } => 20,
     }
 }
 
@@ -2870,6 +2880,13 @@ fn prompt_payloads() -> Vec<(EventPayload, &'static [&'static str])> {
         ),
         (EventPayload::PromptWithdrawn { prompt_id }, &["promptId"]),
         (EventPayload::PromptStarted { prompt_id }, &["promptId"]),
+        (
+            EventPayload::PromptCancelRequested {
+                prompt_id,
+                requested_by: pid,
+            },
+            &["promptId", "requestedBy"],
+        ),
         (
             EventPayload::PromptCompleted {
                 prompt_id,
