@@ -558,6 +558,72 @@ impl SessionStore for PostgresStore {
         })
     }
 
+    async fn acquire_agent_lease(
+        &self,
+        session_id: SessionId,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let held: Option<(String,)> = sqlx::query_as(
+            "INSERT INTO agent_leases (session_id, holder, expires_at) VALUES ($1, $2, $4)
+             ON CONFLICT (session_id) DO UPDATE
+                SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+              WHERE agent_leases.holder = EXCLUDED.holder OR agent_leases.expires_at <= $3
+          RETURNING holder",
+        )
+        .bind(session_id.as_uuid())
+        .bind(holder)
+        .bind(now)
+        .bind(until)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(held.is_some())
+    }
+
+    async fn release_agent_lease(
+        &self,
+        session_id: SessionId,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM agent_leases WHERE session_id = $1 AND holder = $2")
+            .bind(session_id.as_uuid())
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn sessions_awaiting_agent(
+        &self,
+        now: DateTime<Utc>,
+        max: u32,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let rows: Vec<(uuid::Uuid,)> = sqlx::query_as(
+            "SELECT DISTINCT p.session_id FROM prompts p
+               JOIN sessions s ON s.id = p.session_id AND s.status = 'active'
+               LEFT JOIN agent_leases l ON l.session_id = p.session_id
+              WHERE p.status IN ('queued', 'running')
+                AND (l.session_id IS NULL OR l.expires_at <= $1)
+              LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit(max))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id,)| SessionId::from_uuid(id))
+            .collect())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -399,8 +399,41 @@ pub trait SessionStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<StreamTicket, StoreError>;
 
+    // ----- agent leases -----
+
+    /// Takes or renews the lease on running `session_id`'s agent for `holder`, valid
+    /// until `until`. True if `holder` holds it now: it was free, had expired at
+    /// `now`, or was already `holder`'s. Several replicas call this; at most one
+    /// holds a session's lease at any time.
+    async fn acquire_agent_lease(
+        &self,
+        session_id: SessionId,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives up `holder`'s lease on `session_id`'s agent; nothing if another holds it.
+    async fn release_agent_lease(
+        &self,
+        session_id: SessionId,
+        holder: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Active sessions with queued or running prompts whose agent lease is free or
+    /// expired at `now`: work no replica is doing. At most `limit`.
+    async fn sessions_awaiting_agent(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<SessionId>, StoreError>;
+
     // ----- operations -----
 
     /// Checks that the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Closes the store's connections, waiting for those in use to be returned;
+    /// for a graceful shutdown. Later calls fail.
+    async fn close(&self);
 }

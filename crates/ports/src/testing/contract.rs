@@ -1378,6 +1378,10 @@ pub async fn every_event_type_round_trips<S: SessionStore>(store: S) {
             rejected_by: host,
         },
         EventPayload::PromptWithdrawn { prompt_id: prompt },
+        EventPayload::PromptCancelRequested {
+            prompt_id: prompt,
+            requested_by: host,
+        },
         EventPayload::PromptStarted { prompt_id: prompt },
         EventPayload::AgentOutput(AgentOutput {
             prompt_id: prompt,
@@ -1722,6 +1726,118 @@ pub async fn stream_tickets_are_used_once_and_expire<S: SessionStore + Clone>(st
         store.redeem_stream_ticket(&token(), at(1)).await,
         Err(StoreError::NotFound)
     ));
+}
+
+/// One holder at a time: a lease is renewed by its holder, refused to others until
+/// it expires or is released.
+pub async fn agent_leases_admit_one_holder_until_expiry<S: SessionStore + Clone>(store: S) {
+    let new = session();
+    create(&store, &new).await;
+    let id = new.created.session.id;
+    let acquire = |holder: &'static str, now: i64, until: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .acquire_agent_lease(id, holder, at(now), at(until))
+                .await
+                .expect("acquire")
+        }
+    };
+    assert!(acquire("a", 0, 30).await, "a free lease is taken");
+    assert!(!acquire("b", 10, 40).await, "a held lease is refused");
+    assert!(acquire("a", 20, 50).await, "the holder renews");
+    assert!(!acquire("b", 49, 80).await, "renewed until 50");
+    assert!(acquire("b", 50, 80).await, "an expired lease is taken over");
+    assert!(!acquire("a", 51, 90).await, "the old holder lost it");
+
+    // Releasing is the holder's alone.
+    store.release_agent_lease(id, "a").await.expect("release");
+    assert!(!acquire("c", 52, 90).await, "a non-holder cannot release");
+    store.release_agent_lease(id, "b").await.expect("release");
+    assert!(acquire("c", 52, 90).await, "a released lease is free");
+
+    // Racers for a free lease: exactly one wins.
+    let other = session();
+    create(&store, &other).await;
+    let other_id = other.created.session.id;
+    let mut tasks = JoinSet::new();
+    for holder in ["r1", "r2", "r3", "r4", "r5"] {
+        let store = store.clone();
+        tasks.spawn(async move {
+            store
+                .acquire_agent_lease(other_id, holder, at(0), at(30))
+                .await
+                .expect("acquire")
+        });
+    }
+    let mut won = 0;
+    while let Some(result) = tasks.join_next().await {
+        won += usize::from(result.expect("task"));
+    }
+    assert_eq!(won, 1);
+}
+
+/// Work no replica is doing: active sessions with queued or running prompts whose
+/// lease is free or expired.
+pub async fn sessions_awaiting_agent_are_unleased_with_work<S: SessionStore>(store: S) {
+    let idle = session();
+    let queued = session();
+    let leased = session();
+    let closed = session();
+    for new in [&idle, &queued, &leased, &closed] {
+        create(&store, new).await;
+    }
+    for new in [&queued, &leased, &closed] {
+        let (_, change) = submit(new, &new.created.host, "work", 1);
+        store.apply(change).await.expect("submit");
+    }
+    close_with_open_prompts_kept(&store, &closed).await;
+    assert!(
+        store
+            .acquire_agent_lease(leased.created.session.id, "r1", at(2), at(30))
+            .await
+            .expect("lease")
+    );
+    let awaiting = |now| store.sessions_awaiting_agent(at(now), 10);
+    assert_eq!(
+        awaiting(10).await.expect("awaiting"),
+        vec![queued.created.session.id]
+    );
+    let mut expired = awaiting(30).await.expect("awaiting");
+    expired.sort();
+    let mut expected = vec![queued.created.session.id, leased.created.session.id];
+    expected.sort();
+    assert_eq!(
+        expired, expected,
+        "an expired lease frees its session's work"
+    );
+    assert_eq!(
+        store
+            .sessions_awaiting_agent(at(30), 1)
+            .await
+            .expect("awaiting")
+            .len(),
+        1
+    );
+}
+
+/// Closes a session with a bare session update, leaving its prompts as they are.
+async fn close_with_open_prompts_kept<S: SessionStore>(store: &S, new: &NewSession) {
+    let current = store
+        .session(new.created.session.id)
+        .await
+        .expect("session");
+    let closed = current
+        .close(&new.created.host, None, at(3))
+        .expect("close");
+    store
+        .apply(
+            Change::new(current.id)
+                .write(Write::UpdateSession(closed.state))
+                .events(closed.events),
+        )
+        .await
+        .expect("close");
 }
 
 /// The store answers a health check.

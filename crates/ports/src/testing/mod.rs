@@ -56,6 +56,8 @@ macro_rules! for_each_contract_test {
             no_change_slips_between_plan_and_commit,
             invites_are_redeemed_atomically,
             stream_tickets_are_used_once_and_expire,
+            agent_leases_admit_one_holder_until_expiry,
+            sessions_awaiting_agent_are_unleased_with_work,
             ping_answers
         );
     };
