@@ -16,6 +16,7 @@ mod invites;
 mod participants;
 mod permissions;
 mod prompts;
+mod runner;
 mod sessions;
 mod tickets;
 
@@ -32,7 +33,8 @@ pub use credentials::{Caller, Secret, TokenKind, hash_token};
 pub use error::{Invalid, Resource, ServiceError};
 pub use invites::CreatedInvite;
 pub use participants::JoinedSession;
-pub use prompts::{CancelResult, CancelSwitches};
+pub use prompts::CancelResult;
+pub use runner::{Agents, PromptRunner, RunnerConfig};
 pub use sessions::{NewSession, SessionCreated, SessionDetails};
 pub use tickets::{IssuedTicket, STREAM_TICKET_TTL};
 
@@ -96,7 +98,7 @@ pub struct Tandem {
     bus: Arc<dyn EventBus>,
     clock: Arc<dyn Clock>,
     config: Arc<ServiceConfig>,
-    cancels: Arc<CancelSwitches>,
+    work: Arc<runner::WorkSignal>,
 }
 
 impl std::fmt::Debug for Tandem {
@@ -120,7 +122,7 @@ impl Tandem {
             bus,
             clock,
             config: Arc::new(config),
-            cancels: Arc::default(),
+            work: Arc::default(),
         }
     }
 
@@ -142,6 +144,11 @@ impl Tandem {
     /// Whether the database answers.
     pub async fn ready(&self) -> Result<(), ServiceError> {
         self.store.ping().await.map_err(ServiceError::Store)
+    }
+
+    /// Closes the store's connections (graceful shutdown, after everything else).
+    pub async fn close(&self) {
+        self.store.close().await;
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -172,8 +179,13 @@ impl Tandem {
 
     /// Wakes the session's subscribers after a commit.
     fn publish(&self, session_id: tandem_domain::SessionId, events: &[Event]) {
-        if let Some(last) = events.last() {
-            self.bus.publish(session_id, last.seq);
+        let Some(last) = events.last() else {
+            return;
+        };
+        self.bus.publish(session_id, last.seq);
+        metrics::counter!("tandem_events_written_total").increment(events.len() as u64);
+        for event in events {
+            self.work.notice(session_id, &event.payload);
         }
     }
 }

@@ -1,15 +1,11 @@
 //! Prompts: submit, and the lifecycle around them (approve, reject, withdraw, edit,
 //! cancel, retry). Running them is the prompt runner's work.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use tandem_domain::{
-    CancelOutcome, Participant, ParticipantId, Prompt, PromptId, PromptStatus, PromptText, Session,
-    SessionId, Transition,
+    CancelOutcome, Participant, Prompt, PromptId, PromptStatus, PromptText, Session, SessionId,
+    Transition,
 };
 use tandem_ports::{Change, Page, PromptFilter, Write};
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::credentials::Caller;
@@ -21,45 +17,9 @@ use crate::{Tandem, retry_on_conflict};
 pub enum CancelResult {
     /// The queued prompt is cancelled.
     Cancelled(Prompt),
-    /// The prompt is running: the agent was asked to stop, and `prompt.cancelled`
-    /// follows once it has.
+    /// The prompt is running: `prompt.cancel_requested` asks its runner to stop
+    /// the agent, and `prompt.cancelled` follows once it has.
     Requested(Prompt),
-}
-
-/// Running prompts' cancel switches: the runner registers the prompt it runs, and a
-/// cancel request flips the switch with who asked.
-#[derive(Debug, Default)]
-pub struct CancelSwitches {
-    running: Mutex<HashMap<PromptId, watch::Sender<Option<ParticipantId>>>>,
-}
-
-impl CancelSwitches {
-    fn running(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<PromptId, watch::Sender<Option<ParticipantId>>>> {
-        self.running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Registers a prompt the runner starts; the receiver learns of a cancel request.
-    pub fn register(&self, prompt: PromptId) -> watch::Receiver<Option<ParticipantId>> {
-        let (sender, receiver) = watch::channel(None);
-        self.running().insert(prompt, sender);
-        receiver
-    }
-
-    /// Forgets a prompt that finished.
-    pub fn unregister(&self, prompt: PromptId) {
-        self.running().remove(&prompt);
-    }
-
-    /// Asks the runner of `prompt` to stop it; false if no runner here runs it.
-    pub fn request(&self, prompt: PromptId, by: ParticipantId) -> bool {
-        self.running()
-            .get(&prompt)
-            .is_some_and(|switch| switch.send(Some(by)).is_ok())
-    }
 }
 
 impl Tandem {
@@ -207,8 +167,12 @@ impl Tandem {
                     .await
                     .map(CancelResult::Cancelled)
                 }
-                CancelOutcome::StopAgent => {
-                    self.cancels.request(prompt.id, by.id);
+                CancelOutcome::StopAgent(requested) => {
+                    // The runner, on whichever replica, learns of it from the log.
+                    let change = Change::new(session_id)
+                        .events([requested])
+                        .activity(self.now());
+                    self.commit(change).await?;
                     Ok(CancelResult::Requested(prompt))
                 }
             }
@@ -274,23 +238,5 @@ impl Tandem {
         } else {
             Err(ServiceError::NotFound(Resource::Prompt))
         }
-    }
-}
-
-#[cfg(test)]
-mod switch_tests {
-    use super::*;
-
-    #[test]
-    fn a_cancel_reaches_the_registered_runner_only() {
-        let switches = CancelSwitches::default();
-        let prompt = PromptId::from_uuid(Uuid::now_v7());
-        let by = ParticipantId::from_uuid(Uuid::now_v7());
-        assert!(!switches.request(prompt, by), "nobody runs it yet");
-        let receiver = switches.register(prompt);
-        assert!(switches.request(prompt, by));
-        assert_eq!(*receiver.borrow(), Some(by));
-        switches.unregister(prompt);
-        assert!(!switches.request(prompt, by));
     }
 }

@@ -308,14 +308,23 @@ async fn cancelling_a_running_prompt_asks_the_agent_to_stop() {
         .cancel_prompt(&party.host, party.id, running.id)
         .await
         .expect("cancel");
-    // The runner records `prompt.cancelled` once the agent has stopped; until
-    // then the prompt is still running and nothing is logged.
+    // The request is logged for the runner, on whichever replica runs the agent;
+    // it records `prompt.cancelled` once the agent has stopped. Until then the
+    // prompt is still running.
     assert_eq!(outcome, CancelResult::Requested(running.clone()));
     assert_eq!(
         h.store().prompt(running.id).await.expect("read").status,
         PromptStatus::Running
     );
-    assert_eq!(h.log(party.id).await.len(), before);
+    let log = h.log(party.id).await;
+    assert_eq!(log.len(), before + 1, "one event: the request to stop");
+    assert_eq!(
+        log[before].payload,
+        EventPayload::PromptCancelRequested {
+            prompt_id: running.id,
+            requested_by: party.host_id(),
+        }
+    );
 }
 
 #[tokio::test]

@@ -46,6 +46,7 @@ fn resolutions(log: &[Event], id: PromptId) -> Vec<&'static str> {
             | EventPayload::PromptSubmitted(_)
             | EventPayload::PromptEdited { .. }
             | EventPayload::PromptStarted { .. }
+            | EventPayload::PromptCancelRequested { .. }
             | EventPayload::AgentOutput(_)
             | EventPayload::AgentPermissionRequested { .. }
             | EventPayload::AgentPermissionResolved { .. }
