@@ -4,6 +4,8 @@
 //! Service errors are mapped exhaustively, so a new variant anywhere below breaks
 //! the build until its status and code are decided here.
 
+use std::time::Duration;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -85,6 +87,8 @@ error_codes! {
     PermissionAlreadyResolved => "PERMISSION_ALREADY_RESOLVED", "Permission request already resolved";
     PermissionNotDue => "PERMISSION_NOT_DUE", "Permission request not due";
     ApiKeyAlreadyRevoked => "API_KEY_ALREADY_REVOKED", "API key already revoked";
+    // Load.
+    RateLimited => "RATE_LIMITED", "Too many requests";
     // Protocol.
     BadRequest => "BAD_REQUEST", "Bad request";
     MalformedJson => "MALFORMED_JSON", "Malformed JSON";
@@ -158,6 +162,8 @@ pub struct ApiError {
     code: ErrorCode,
     detail: String,
     errors: Vec<FieldError>,
+    /// Whole seconds to wait before retrying, sent as `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -168,6 +174,24 @@ impl ApiError {
             code,
             detail: detail.into(),
             errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    /// A 429 `RATE_LIMITED` problem whose `Retry-After` is `wait` rounded up to
+    /// whole seconds (at least one).
+    pub fn rate_limited(wait: Duration) -> Self {
+        let seconds = wait
+            .as_secs()
+            .saturating_add(u64::from(wait.subsec_nanos() > 0))
+            .max(1);
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                format!("too many writes; retry in {seconds} s"),
+            )
         }
     }
 
@@ -182,6 +206,7 @@ impl ApiError {
             code: ErrorCode::ValidationFailed,
             detail,
             errors,
+            retry_after: None,
         }
     }
 
@@ -242,6 +267,9 @@ impl IntoResponse for ApiError {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -471,6 +499,22 @@ mod tests {
         )));
         assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!error.problem().detail.contains("secret"));
+    }
+
+    #[test]
+    fn rate_limited_answers_say_when_to_retry_in_whole_seconds() {
+        for (wait, seconds) in [
+            (Duration::ZERO, "1"),
+            (Duration::from_millis(100), "1"),
+            (Duration::from_secs(2), "2"),
+            (Duration::from_millis(2001), "3"),
+        ] {
+            let error = ApiError::rate_limited(wait);
+            assert_eq!(error.status(), StatusCode::TOO_MANY_REQUESTS);
+            let response = error.into_response();
+            assert_eq!(response.headers()[header::RETRY_AFTER], seconds, "{wait:?}");
+            assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use tandem_service::Caller;
 
 use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::limit::Writer;
 use crate::state::AppState;
 
 /// A JSON body. A wrong content type is 415, invalid JSON 400, a body of the
@@ -219,7 +220,8 @@ where
 }
 
 /// The caller behind `Authorization: Bearer <token>`: an API key or a present
-/// participant. No header, another scheme or an unknown token is 401.
+/// participant. No header, another scheme or an unknown token is 401; a write
+/// over the caller's rate limit is 429.
 #[derive(Debug, Clone)]
 pub(crate) struct Authenticated(pub Caller);
 
@@ -240,6 +242,7 @@ impl FromRequestParts<AppState> for Authenticated {
             "caller",
             tracing::field::display(format_args!("{kind}:{id}")),
         );
+        state.limit_write(&parts.method, &Writer::from(&caller))?;
         Ok(Self(caller))
     }
 }

@@ -1,6 +1,7 @@
 //! Tandem's HTTP adapter: axum routes for the `/v1` API, bearer-token
 //! authentication for API keys and participant tokens, problem+json errors with
-//! stable codes, and the OpenAPI 3.1 document (utoipa).
+//! stable codes, rate limits on writes, Prometheus metrics, and the OpenAPI 3.1
+//! document (utoipa).
 //!
 //! The binary needs only [`router`], [`HttpConfig`] and [`openapi`].
 
@@ -8,6 +9,8 @@ mod dto;
 mod error;
 mod extract;
 mod layers;
+mod limit;
+pub mod metrics;
 mod openapi;
 mod routes;
 mod state;
@@ -16,11 +19,14 @@ mod stream;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tandem_service::Tandem;
 use tokio::sync::watch;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::{ApiError, ErrorCode, FieldError, PROBLEM_JSON, Problem};
+pub use limit::RateLimit;
 
 use crate::state::AppState;
 
@@ -28,7 +34,7 @@ use crate::state::AppState;
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 256 * 1024;
 
 /// Settings of the HTTP layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// The server's public base URL (e.g. `http://127.0.0.1:8080`), used to build
     /// invite links.
@@ -38,6 +44,12 @@ pub struct HttpConfig {
     pub cors_origins: Vec<String>,
     /// The largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
+    /// The writes each API key, participant, or client address (for writes
+    /// without a credential) may send; `None` turns rate limiting off.
+    pub rate_limit: Option<RateLimit>,
+    /// The recorder's handle, to serve `/metrics` and record requests; `None`
+    /// serves no `/metrics`.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 impl Default for HttpConfig {
@@ -46,6 +58,8 @@ impl Default for HttpConfig {
             public_url: "http://127.0.0.1:8080".to_owned(),
             cors_origins: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            rate_limit: None,
+            metrics: None,
         }
     }
 }
@@ -75,16 +89,29 @@ pub fn router_with_closer(tandem: Tandem, config: HttpConfig) -> (Router, Stream
         public_url,
         cors_origins,
         body_limit_bytes,
+        rate_limit,
+        metrics,
     } = config;
     let (api, document) = openapi::api_router().split_for_parts();
-    let app = api
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", document))
+    let mut app = api.merge(SwaggerUi::new("/docs").url("/openapi.json", document));
+    if let Some(handle) = &metrics {
+        // Outside /v1 and the document: for the scraper, not for clients.
+        let handle = handle.clone();
+        app = app.route(
+            "/metrics",
+            get(move || async move { metrics::render(&handle) }),
+        );
+    }
+    let app = app
         .fallback(|| async { layers::not_found() })
-        .with_state(AppState::new(tandem, &public_url, shutdown));
-    (
-        layers::apply(app, &cors_origins, body_limit_bytes),
-        StreamCloser(Arc::new(closer)),
-    )
+        .with_state(AppState::new(tandem, &public_url, rate_limit, shutdown));
+    let mut app = layers::apply(app, &cors_origins, body_limit_bytes);
+    if metrics.is_some() {
+        metrics::describe();
+        // Outermost, so that it sees the status the client gets.
+        app = app.layer(axum::middleware::from_fn(metrics::record));
+    }
+    (app, StreamCloser(Arc::new(closer)))
 }
 
 /// The OpenAPI document served at `/openapi.json`.

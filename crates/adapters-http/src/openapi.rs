@@ -3,7 +3,8 @@
 //! the bearer security scheme.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{Modify, OpenApi, ToResponse};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -15,7 +16,7 @@ use crate::state::AppState;
 
 pub(crate) use responses::{
     BadRequest, Conflict, Forbidden, Gone, Internal, NotAcceptable, NotFound, PayloadTooLarge,
-    Unauthorized, Unavailable, Unprocessable, UnsupportedMediaType,
+    TooManyRequests, Unauthorized, Unavailable, Unprocessable, UnsupportedMediaType,
 };
 
 /// The problem responses operations share, as named response components.
@@ -99,6 +100,16 @@ mod responses {
     #[derive(Debug, ToResponse)]
     #[response(content_type = "application/problem+json")]
     pub(crate) struct Unavailable(Problem);
+
+    /// The caller sent more writes than the server allows (`RATE_LIMITED`): each
+    /// API key and participant, and each client address for writes without a
+    /// credential, has a budget per minute with a burst.
+    #[derive(Debug, ToResponse)]
+    #[response(
+        content_type = "application/problem+json",
+        headers(("Retry-After" = u64, description = "Whole seconds to wait before writing again."))
+    )]
+    pub(crate) struct TooManyRequests(Problem);
 }
 
 #[derive(OpenApi)]
@@ -136,7 +147,8 @@ document with a stable `code`."
             UnsupportedMediaType,
             Unprocessable,
             Internal,
-            Unavailable
+            Unavailable,
+            TooManyRequests
         )
     ),
     modifiers(&Settings)
@@ -167,6 +179,32 @@ impl Modify for Settings {
 /// Every API route, registered together with its OpenAPI operation so that the
 /// two cannot drift apart.
 pub(crate) fn api_router() -> OpenApiRouter<AppState> {
+    let mut router = routes();
+    writes_may_be_rate_limited(router.get_openapi_mut());
+    router
+}
+
+/// Adds the 429 answer to every write operation (`POST`, `PATCH`, `PUT`,
+/// `DELETE`): the rate limit applies to all of them alike.
+fn writes_may_be_rate_limited(openapi: &mut utoipa::openapi::OpenApi) {
+    let (name, _) = <TooManyRequests as ToResponse>::response();
+    for item in openapi.paths.paths.values_mut() {
+        let writes = [
+            &mut item.post,
+            &mut item.patch,
+            &mut item.put,
+            &mut item.delete,
+        ];
+        for operation in writes.into_iter().flatten() {
+            operation
+                .responses
+                .responses
+                .insert("429".to_owned(), RefOr::Ref(Ref::from_response_name(name)));
+        }
+    }
+}
+
+fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))

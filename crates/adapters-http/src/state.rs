@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
+use axum::http::Method;
 use tandem_service::Tandem;
 use tokio::sync::watch;
 
+use crate::error::ApiError;
+use crate::limit::{RateLimit, WriteLimiter, Writer, is_write};
 use crate::stream::Streams;
 
 /// The state of the router: the use cases and the settings handlers need.
@@ -15,15 +18,32 @@ pub(crate) struct AppState {
     pub(crate) public_url: Arc<str>,
     /// The live event streams of this server.
     pub(crate) streams: Arc<Streams>,
+    /// The write budgets of callers; `None` when writes are not limited.
+    limiter: Option<Arc<WriteLimiter>>,
 }
 
 impl AppState {
     /// The state over these use cases.
-    pub(crate) fn new(tandem: Tandem, public_url: &str, shutdown: watch::Receiver<bool>) -> Self {
+    pub(crate) fn new(
+        tandem: Tandem,
+        public_url: &str,
+        rate_limit: Option<RateLimit>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         Self {
             streams: Arc::new(Streams::new(tandem.clone(), shutdown)),
             tandem,
             public_url: Arc::from(public_url.trim_end_matches('/')),
+            limiter: rate_limit.map(|limit| Arc::new(WriteLimiter::new(limit))),
+        }
+    }
+
+    /// Takes a request of `method` from `writer`'s budget if it is a write;
+    /// 429 `RATE_LIMITED` when the budget is spent.
+    pub(crate) fn limit_write(&self, method: &Method, writer: &Writer) -> Result<(), ApiError> {
+        match &self.limiter {
+            Some(limiter) if is_write(method) => limiter.check(writer),
+            Some(_) | None => Ok(()),
         }
     }
 

@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::dto::event::EventResponse;
+use crate::metrics::OpenStream;
 
 /// How often an idle stream sends a comment, so that proxies keep it open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -153,12 +154,18 @@ impl Streams {
                 _ = shutdown.wait_for(|stop| *stop) => {}
             }
         });
-        Body::from_stream(futures::stream::unfold(inbox, |mut inbox| async move {
-            inbox
-                .recv()
-                .await
-                .map(|bytes| (Ok::<_, Infallible>(bytes), inbox))
-        }))
+        // The body owns the gauge's guard: the stream counts as open until the
+        // connection lets go of it, whether it ended or the client left.
+        let open = OpenStream::start();
+        Body::from_stream(futures::stream::unfold(
+            (inbox, open),
+            |(mut inbox, open)| async move {
+                inbox
+                    .recv()
+                    .await
+                    .map(|bytes| (Ok::<_, Infallible>(bytes), (inbox, open)))
+            },
+        ))
     }
 }
 

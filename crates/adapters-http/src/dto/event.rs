@@ -38,6 +38,8 @@ pub(crate) enum EventType {
     PromptWithdrawn,
     #[serde(rename = "prompt.started")]
     PromptStarted,
+    #[serde(rename = "prompt.cancel_requested")]
+    PromptCancelRequested,
     #[serde(rename = "agent.output")]
     AgentOutput,
     #[serde(rename = "agent.permission_requested")]
@@ -69,6 +71,7 @@ impl From<&EventPayload> for EventType {
             EventPayload::PromptRejected { .. } => Self::PromptRejected,
             EventPayload::PromptWithdrawn { .. } => Self::PromptWithdrawn,
             EventPayload::PromptStarted { .. } => Self::PromptStarted,
+            EventPayload::PromptCancelRequested { .. } => Self::PromptCancelRequested,
             EventPayload::AgentOutput(_) => Self::AgentOutput,
             EventPayload::AgentPermissionRequested { .. } => Self::AgentPermissionRequested,
             EventPayload::AgentPermissionResolved { .. } => Self::AgentPermissionResolved,

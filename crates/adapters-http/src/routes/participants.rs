@@ -12,6 +12,7 @@ use crate::dto::participant::{
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Authenticated};
+use crate::limit::LimitedByAddress;
 use crate::openapi::{
     BadRequest, Conflict, Forbidden, Gone, Internal, NotFound, PayloadTooLarge, Unauthorized,
     Unprocessable, UnsupportedMediaType,
@@ -42,6 +43,7 @@ use crate::state::AppState;
 )]
 pub(crate) async fn join_session(
     State(state): State<AppState>,
+    _: LimitedByAddress,
     ApiJson(body): ApiJson<JoinRequest>,
 ) -> Result<(StatusCode, Json<JoinedSessionResponse>), ApiError> {
     let input = body.parse(&state.tandem.config().limits)?;

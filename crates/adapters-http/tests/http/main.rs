@@ -3,6 +3,7 @@
 
 mod auth;
 mod common;
+mod limits;
 mod malformed;
 mod operations;
 mod resources;

@@ -17,6 +17,14 @@ async fn probes_answer_without_credentials() {
 }
 
 #[tokio::test]
+async fn metrics_are_served_only_with_a_recorder() {
+    let app = App::new().await;
+    app.call(Method::GET, "/metrics", None, None)
+        .await
+        .expect_problem(StatusCode::NOT_FOUND, "NOT_FOUND");
+}
+
+#[tokio::test]
 async fn the_document_and_its_ui_are_served() {
     let app = App::new().await;
     let document = app.call(Method::GET, "/openapi.json", None, None).await;
