@@ -1,13 +1,17 @@
 //! The server's settings: flags and `TANDEM_*` environment variables (clap), plus
 //! an optional TOML file, validated at start with messages an operator can act on.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
-use tandem_domain::TextLimits;
+use tandem_agent::{AcpProfile, OpenAiProfile};
+use tandem_domain::{AgentProfileName, TextLimits};
+use tandem_service::RunnerConfig;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -33,10 +37,42 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
+    /// Writes each API key, participant or client address may send; `None`
+    /// turns rate limiting off.
+    pub rate_limit: Option<tandem_http::RateLimit>,
     /// Limits on client text.
     pub limits: TextLimits,
     /// Connections of the Postgres pool.
     pub database_max_connections: u32,
+    /// The agent profiles clients may pick, by name (server configuration only).
+    pub agents: BTreeMap<AgentProfileName, AgentProfile>,
+    /// The profile of sessions created without one.
+    pub default_agent: AgentProfileName,
+    /// How long the host has to answer an agent's permission request.
+    pub permission_timeout: Duration,
+    /// How often expired and idle sessions are looked for and closed.
+    pub sweep_interval: Duration,
+    /// How prompts are run (output coalescing, agent leases).
+    pub runner: RunnerConfig,
+}
+
+/// How a profile's agent is run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentProfile {
+    /// A subprocess speaking the Agent Client Protocol over stdio.
+    Acp(AcpProfile),
+    /// An OpenAI-compatible chat completions endpoint.
+    OpenAi(OpenAiProfile),
+}
+
+impl AgentProfile {
+    /// The built-in echo agent: this very binary, run as `tandem echo-agent`.
+    pub fn echo(tandem_binary: impl Into<PathBuf>) -> Self {
+        Self::Acp(AcpProfile {
+            args: vec!["echo-agent".to_owned()],
+            ..AcpProfile::new(tandem_binary)
+        })
+    }
 }
 
 /// Secrets stay out of `Debug` output (and so out of logs).
@@ -52,8 +88,14 @@ impl fmt::Debug for Config {
             )
             .field("cors_origins", &self.cors_origins)
             .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("rate_limit", &self.rate_limit)
             .field("limits", &self.limits)
             .field("database_max_connections", &self.database_max_connections)
+            .field("agents", &self.agents)
+            .field("default_agent", &self.default_agent)
+            .field("permission_timeout", &self.permission_timeout)
+            .field("sweep_interval", &self.sweep_interval)
+            .field("runner", &self.runner)
             .finish()
     }
 }
@@ -72,6 +114,19 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The rate limit on writes that `TANDEM_RATE_LIMIT_PER_MINUTE` and
+/// `TANDEM_RATE_LIMIT_BURST` describe: none when the per-minute rate is 0.
+pub fn rate_limit(per_minute: u32, burst: u32) -> anyhow::Result<Option<tandem_http::RateLimit>> {
+    let Some(per_minute) = std::num::NonZeroU32::new(per_minute) else {
+        return Ok(None);
+    };
+    let burst = std::num::NonZeroU32::new(burst).context(
+        "TANDEM_RATE_LIMIT_BURST / --rate-limit-burst must be at least 1 \
+         (TANDEM_RATE_LIMIT_PER_MINUTE=0 turns rate limiting off)",
+    )?;
+    Ok(Some(tandem_http::RateLimit { per_minute, burst }))
+}
+
 impl Config {
     /// Settings for a server on `listen` over `database_url`, everything else default.
     pub fn new(listen: SocketAddr, database_url: impl Into<String>) -> Self {
@@ -82,8 +137,19 @@ impl Config {
             bootstrap_admin_key: None,
             cors_origins: Vec::new(),
             body_limit_bytes: 256 * 1024,
+            rate_limit: Some(tandem_http::RateLimit::DEFAULT),
             limits: TextLimits::DEFAULT,
             database_max_connections: 16,
+            agents: BTreeMap::from([(
+                AgentProfileName::default_profile(),
+                AgentProfile::echo(
+                    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("tandem")),
+                ),
+            )]),
+            default_agent: AgentProfileName::default_profile(),
+            permission_timeout: Duration::from_secs(300),
+            sweep_interval: Duration::from_secs(15),
+            runner: RunnerConfig::default(),
         }
     }
 
@@ -125,6 +191,47 @@ impl Config {
         if self.database_max_connections == 0 {
             bail!("database max connections must be at least 1");
         }
+        if !self.agents.contains_key(&self.default_agent) {
+            bail!(
+                "TANDEM_DEFAULT_AGENT / default_agent names the agent profile {}, but only {} are configured",
+                self.default_agent,
+                self.agents
+                    .keys()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        for (name, profile) in &self.agents {
+            match profile {
+                AgentProfile::Acp(acp) if acp.command.as_os_str().is_empty() => {
+                    bail!("[agents.{name}] needs a command");
+                }
+                AgentProfile::OpenAi(openai)
+                    if !(openai.base_url.starts_with("http://")
+                        || openai.base_url.starts_with("https://")) =>
+                {
+                    bail!(
+                        "[agents.{name}] base_url must be an http:// or https:// URL, got {}",
+                        openai.base_url
+                    );
+                }
+                AgentProfile::OpenAi(openai) if openai.model.is_empty() => {
+                    bail!("[agents.{name}] needs a model");
+                }
+                AgentProfile::Acp(_) | AgentProfile::OpenAi(_) => {}
+            }
+        }
+        let at_least_a_second = [
+            ("TANDEM_PERMISSION_TIMEOUT_SECS", self.permission_timeout),
+            ("TANDEM_SWEEP_INTERVAL_SECS", self.sweep_interval),
+            ("TANDEM_AGENT_LEASE_SECS", self.runner.lease_ttl),
+        ];
+        for (name, value) in at_least_a_second {
+            if value < Duration::from_secs(1) {
+                bail!("{name} must be at least 1 second");
+            }
+        }
         Ok(())
     }
 }
@@ -137,6 +244,71 @@ pub struct FileConfig {
     pub limits: FileLimits,
     #[serde(default)]
     pub http: FileHttp,
+    /// The profile of sessions created without one.
+    pub default_agent: Option<String>,
+    /// `[agents.NAME]`: agent profiles, added to the built-in `echo`.
+    #[serde(default)]
+    pub agents: BTreeMap<String, FileAgent>,
+}
+
+/// `[agents.NAME]`: how to run one agent profile.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FileAgent {
+    /// An Agent Client Protocol agent run as a subprocess.
+    Acp {
+        command: PathBuf,
+        #[serde(default)]
+        args: Vec<String>,
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+        working_dir: Option<PathBuf>,
+    },
+    /// An OpenAI-compatible chat completions endpoint.
+    Openai {
+        base_url: String,
+        model: String,
+        /// The name of the environment variable that holds the API key (keys stay
+        /// out of config files).
+        api_key_env: Option<String>,
+        system_prompt: Option<String>,
+    },
+}
+
+impl FileAgent {
+    fn profile(self, name: &str) -> anyhow::Result<AgentProfile> {
+        Ok(match self {
+            Self::Acp {
+                command,
+                args,
+                env,
+                working_dir,
+            } => AgentProfile::Acp(AcpProfile {
+                command,
+                args,
+                env,
+                working_dir,
+            }),
+            Self::Openai {
+                base_url,
+                model,
+                api_key_env,
+                system_prompt,
+            } => {
+                let api_key = match api_key_env {
+                    Some(variable) => Some(std::env::var(&variable).with_context(|| {
+                        format!("[agents.{name}] api_key_env names {variable}, which is not set")
+                    })?),
+                    None => None,
+                };
+                AgentProfile::OpenAi(OpenAiProfile {
+                    api_key,
+                    system_prompt,
+                    ..OpenAiProfile::new(base_url, model)
+                })
+            }
+        })
+    }
 }
 
 /// `[limits]`: sizes of client text and bodies.
@@ -167,8 +339,8 @@ impl FileConfig {
         toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
     }
 
-    /// Applies the file's settings over `config`.
-    pub fn apply(self, config: &mut Config) {
+    /// Applies the file's settings over `config`; fails on a bad agent profile.
+    pub fn apply(self, config: &mut Config) -> anyhow::Result<()> {
         let limits = &mut config.limits;
         let file = self.limits;
         if let Some(bytes) = file.body_bytes {
@@ -182,6 +354,17 @@ impl FileConfig {
         if !self.http.cors_origins.is_empty() {
             config.cors_origins = self.http.cors_origins;
         }
+        for (name, agent) in self.agents {
+            let profile = agent.profile(&name)?;
+            let name = AgentProfileName::parse(&name)
+                .map_err(|e| anyhow::anyhow!("[agents.{name}]: {e}"))?;
+            config.agents.insert(name, profile);
+        }
+        if let Some(name) = self.default_agent {
+            config.default_agent = AgentProfileName::parse(&name)
+                .map_err(|e| anyhow::anyhow!("default_agent: {e}"))?;
+        }
+        Ok(())
     }
 }
 
@@ -199,6 +382,17 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         config().validate().expect("valid");
+    }
+
+    #[test]
+    fn a_zero_rate_turns_rate_limiting_off_and_a_zero_burst_is_refused() {
+        let limit = rate_limit(600, 60).expect("valid").expect("on");
+        assert_eq!(limit, tandem_http::RateLimit::DEFAULT);
+        assert_eq!(config().rate_limit, Some(limit));
+        assert_eq!(rate_limit(0, 60).expect("valid"), None);
+        assert_eq!(rate_limit(0, 0).expect("valid"), None);
+        let error = rate_limit(600, 0).unwrap_err().to_string();
+        assert!(error.contains("TANDEM_RATE_LIMIT_BURST"), "{error}");
     }
 
     #[test]
@@ -239,9 +433,56 @@ mod tests {
         )
         .expect("parse");
         let mut config = config();
-        file.apply(&mut config);
+        file.apply(&mut config).expect("apply");
         assert_eq!(config.limits.comment_bytes, 1024);
         assert_eq!(config.cors_origins, vec!["https://x.test".to_owned()]);
         assert!(toml::from_str::<FileConfig>("[limits]\ncomments = 1").is_err());
+    }
+
+    #[test]
+    fn agent_profiles_come_from_the_file_next_to_echo() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            default_agent = "gemini"
+
+            [agents.gemini]
+            kind = "acp"
+            command = "gemini"
+            args = ["--experimental-acp"]
+            env = { GEMINI_MODEL = "gemini-2.5-pro" }
+
+            [agents.local]
+            kind = "openai"
+            base_url = "http://localhost:11434/v1"
+            model = "llama3.1"
+            "#,
+        )
+        .expect("parse");
+        let mut config = config();
+        file.apply(&mut config).expect("apply");
+        config.validate().expect("valid");
+        let names: Vec<_> = config.agents.keys().map(ToString::to_string).collect();
+        assert_eq!(names, ["echo", "gemini", "local"]);
+        assert_eq!(config.default_agent.to_string(), "gemini");
+        let Some(AgentProfile::Acp(gemini)) = config.agents.values().nth(1) else {
+            panic!("gemini is an ACP profile");
+        };
+        assert_eq!(gemini.args, ["--experimental-acp"]);
+    }
+
+    #[test]
+    fn bad_agent_settings_are_named() {
+        let unknown_kind = toml::from_str::<FileConfig>("[agents.x]\nkind = \"smtp\"");
+        assert!(unknown_kind.is_err());
+        let missing_key: FileConfig = toml::from_str(
+            "[agents.x]\nkind = \"openai\"\nbase_url = \"http://h/v1\"\nmodel = \"m\"\napi_key_env = \"TANDEM_TEST_SURELY_UNSET\"",
+        )
+        .expect("parse");
+        let error = missing_key.apply(&mut config()).unwrap_err().to_string();
+        assert!(error.contains("TANDEM_TEST_SURELY_UNSET"), "{error}");
+        let mut bad = config();
+        bad.default_agent = AgentProfileName::parse("nope").expect("name");
+        let error = bad.validate().unwrap_err().to_string();
+        assert!(error.contains("TANDEM_DEFAULT_AGENT"), "{error}");
     }
 }

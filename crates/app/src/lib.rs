@@ -2,19 +2,26 @@
 //! graceful shutdown. This is the only crate that knows every concrete type.
 
 pub mod config;
+pub mod prometheus;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use tandem_ports::{Clock, EventBus, SessionStore, SystemClock};
+use tandem_agent::{AcpExecutor, OpenAiExecutor};
+use tandem_ports::{AgentExecutor, Clock, EventBus, SessionStore, SystemClock};
 use tandem_postgres::{PostgresEventBus, PostgresStore};
-use tandem_service::{CreatedApiKey, LocalEventBus, ServiceConfig, Tandem};
+use tandem_service::{
+    Agents, CreatedApiKey, LocalEventBus, PromptRunner, RunnerConfig, ServiceConfig, Tandem,
+};
 use tandem_sqlite::SqliteStore;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
-pub use config::{Config, LogFormat};
+pub use config::{AgentProfile, Config, LogFormat};
 
 /// The store `database_url` names (schema brought up to date) and the event bus
 /// that goes with it: local for SQLite, LISTEN/NOTIFY across replicas for Postgres.
@@ -71,9 +78,43 @@ pub async fn service(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<T
     let (store, bus) = open_backend(config).await?;
     let service_config = ServiceConfig {
         limits: config.limits,
-        ..ServiceConfig::default()
+        agent_profiles: config.agents.keys().cloned().collect(),
+        default_agent_profile: config.default_agent.clone(),
+        permission_timeout: chrono::TimeDelta::from_std(config.permission_timeout)
+            .context("the permission timeout is too long")?,
     };
     Ok(Tandem::new(store, bus, clock, service_config))
+}
+
+/// The executors of the configured agent profiles: one ACP executor for every
+/// subprocess profile, one OpenAI executor for every endpoint profile.
+pub fn agents(config: &Config) -> anyhow::Result<Agents> {
+    let mut acp = BTreeMap::new();
+    let mut openai = BTreeMap::new();
+    for (name, profile) in &config.agents {
+        match profile {
+            AgentProfile::Acp(profile) => {
+                acp.insert(name.clone(), profile.clone());
+            }
+            AgentProfile::OpenAi(profile) => {
+                openai.insert(name.clone(), profile.clone());
+            }
+        }
+    }
+    let acp_names: Vec<_> = acp.keys().cloned().collect();
+    let openai_names: Vec<_> = openai.keys().cloned().collect();
+    let acp: Arc<dyn AgentExecutor> = Arc::new(AcpExecutor::new(acp));
+    let openai: Arc<dyn AgentExecutor> = Arc::new(
+        OpenAiExecutor::new(openai).context("cannot set up the OpenAI-compatible agents")?,
+    );
+    let mut agents = Agents::new();
+    for name in acp_names {
+        agents = agents.with(name, Arc::clone(&acp));
+    }
+    for name in openai_names {
+        agents = agents.with(name, Arc::clone(&openai));
+    }
+    Ok(agents)
 }
 
 /// A server ready to serve: store open and migrated, admin key bootstrapped,
@@ -81,10 +122,15 @@ pub async fn service(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<T
 #[derive(Debug)]
 pub struct Server {
     tandem: Tandem,
-    router: axum::Router,
+    /// The API, told each connection's peer address (rate limits of writes
+    /// without a credential key on it).
+    router: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr>,
     streams: tandem_http::StreamCloser,
     listener: TcpListener,
     bootstrapped: Option<CreatedApiKey>,
+    agents: Agents,
+    runner: RunnerConfig,
+    sweep_interval: Duration,
 }
 
 /// Builds the server on `listener` (bind port 0 in tests).
@@ -99,6 +145,7 @@ pub async fn build_with_clock(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Server> {
     config.validate()?;
+    let agents = agents(&config)?;
     let tandem = service(&config, clock).await?;
     let bootstrapped = tandem
         .bootstrap_admin_key(config.bootstrap_admin_key.clone())
@@ -108,14 +155,20 @@ pub async fn build_with_clock(
         public_url: config.public_url.trim_end_matches('/').to_owned(),
         cors_origins: config.cors_origins.clone(),
         body_limit_bytes: config.body_limit_bytes,
+        rate_limit: config.rate_limit,
+        metrics: Some(prometheus::handle()?),
     };
     let (router, streams) = tandem_http::router_with_closer(tandem.clone(), http);
+    let router = router.into_make_service_with_connect_info::<SocketAddr>();
     Ok(Server {
         tandem,
         router,
         streams,
         listener,
         bootstrapped,
+        agents,
+        runner: config.runner.clone(),
+        sweep_interval: config.sweep_interval,
     })
 }
 
@@ -137,21 +190,61 @@ impl Server {
         &self.tandem
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, ends the open
-    /// event streams (their clients resume elsewhere with `Last-Event-ID`) and lets
-    /// in-flight requests finish.
+    /// Serves until `shutdown` completes, running prompts and expiring sessions
+    /// meanwhile. Then it stops accepting, ends the open event streams (their
+    /// clients resume elsewhere with `Last-Event-ID`), lets in-flight requests
+    /// finish, and stops the prompt runner, which records how each running prompt
+    /// ended and stops the agents.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let stopping = CancellationToken::new();
+        let runner = PromptRunner::new(self.tandem.clone(), self.agents, self.runner)
+            .start(stopping.clone());
+        let sweeper = tokio::spawn(sweep(
+            self.tandem.clone(),
+            self.sweep_interval,
+            stopping.clone(),
+        ));
         let streams = self.streams;
         let shutdown = async move {
             shutdown.await;
             streams.close_all();
         };
-        axum::serve(self.listener, self.router)
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
-            .context("the HTTP server failed")
+            .context("the HTTP server failed");
+        stopping.cancel();
+        if let Err(error) = runner.await {
+            tracing::error!(%error, "the prompt runner failed");
+        }
+        if let Err(error) = sweeper.await {
+            tracing::error!(%error, "the session sweeper failed");
+        }
+        self.tandem.close().await;
+        served
+    }
+}
+
+/// How many sessions one sweep expires at most; the next sweep takes the rest.
+const SWEEP_BATCH: u32 = 500;
+
+/// Closes expired and idle sessions every `interval` until `stopping`. Each
+/// session ends once, whichever replica sweeps it first.
+async fn sweep(tandem: Tandem, interval: Duration, stopping: CancellationToken) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = stopping.cancelled() => return,
+        }
+        match tandem.expire_due_sessions(SWEEP_BATCH).await {
+            Ok(0) => {}
+            Ok(ended) => tracing::info!(ended, "expired sessions closed"),
+            Err(error) => tracing::warn!(%error, "sweeping expired sessions failed"),
+        }
     }
 }

@@ -5,12 +5,13 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tandem::config::FileConfig;
 use tandem::{Config, LogFormat};
-use tandem_domain::{ApiKeyName, Scope, WorkspaceId};
+use tandem_domain::{AgentProfileName, ApiKeyName, Scope, WorkspaceId};
 use tandem_ports::SystemClock;
 
 /// Share a live AI coding-agent session with your team.
@@ -46,6 +47,23 @@ struct Settings {
     /// The server's URL as clients reach it, for invite links [default: `http://LISTEN`].
     #[arg(long, env = "TANDEM_PUBLIC_URL", global = true)]
     public_url: Option<String>,
+    /// Writes (POST, PATCH, PUT, DELETE) each API key, participant or client
+    /// address may send per minute; 0 turns rate limiting off.
+    #[arg(
+        long,
+        env = "TANDEM_RATE_LIMIT_PER_MINUTE",
+        default_value_t = tandem_http::RateLimit::DEFAULT.per_minute.get(),
+        global = true
+    )]
+    rate_limit_per_minute: u32,
+    /// Writes a caller may send at once before the per-minute pace applies.
+    #[arg(
+        long,
+        env = "TANDEM_RATE_LIMIT_BURST",
+        default_value_t = tandem_http::RateLimit::DEFAULT.burst.get(),
+        global = true
+    )]
+    rate_limit_burst: u32,
     /// A TOML file with further settings ([limits], [http]).
     #[arg(long, env = "TANDEM_CONFIG", global = true)]
     config: Option<PathBuf>,
@@ -58,6 +76,34 @@ struct Settings {
         global = true
     )]
     log_format: LogFormat,
+    /// The agent profile of sessions created without one.
+    #[arg(long, env = "TANDEM_DEFAULT_AGENT", global = true)]
+    default_agent: Option<String>,
+    /// Seconds the host has to answer an agent's permission request before it is rejected.
+    #[arg(
+        long,
+        env = "TANDEM_PERMISSION_TIMEOUT_SECS",
+        default_value_t = 300,
+        global = true
+    )]
+    permission_timeout_secs: u64,
+    /// Seconds between two sweeps for expired and idle sessions.
+    #[arg(
+        long,
+        env = "TANDEM_SWEEP_INTERVAL_SECS",
+        default_value_t = 15,
+        global = true
+    )]
+    sweep_interval_secs: u64,
+    /// Seconds a replica's lease on a session's agent lasts; a replica that dies
+    /// holds its sessions' prompts this long at most.
+    #[arg(
+        long,
+        env = "TANDEM_AGENT_LEASE_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    agent_lease_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +117,9 @@ enum Command {
     ApiKey(ApiKeyCommand),
     /// Print the OpenAPI document.
     Openapi,
+    /// Run the built-in echo agent on stdin/stdout (the `echo` agent profile).
+    #[command(hide = true)]
+    EchoAgent,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,11 +144,20 @@ impl Settings {
         if let Some(url) = &self.public_url {
             config.public_url.clone_from(url);
         }
+        config.rate_limit =
+            tandem::config::rate_limit(self.rate_limit_per_minute, self.rate_limit_burst)?;
         config.bootstrap_admin_key = std::env::var("TANDEM_BOOTSTRAP_ADMIN_KEY")
             .ok()
             .filter(|key| !key.is_empty());
+        config.permission_timeout = Duration::from_secs(self.permission_timeout_secs);
+        config.sweep_interval = Duration::from_secs(self.sweep_interval_secs);
+        config.runner.lease_ttl = Duration::from_secs(self.agent_lease_secs);
         if let Some(path) = &self.config {
-            FileConfig::load(path)?.apply(&mut config);
+            FileConfig::load(path)?.apply(&mut config)?;
+        }
+        if let Some(name) = &self.default_agent {
+            config.default_agent = AgentProfileName::parse(name)
+                .map_err(|e| anyhow::anyhow!("TANDEM_DEFAULT_AGENT / --default-agent: {e}"))?;
         }
         config.validate()?;
         Ok(config)
@@ -122,6 +180,9 @@ fn init_logs(format: LogFormat) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
+        Command::EchoAgent => tandem_agent::echo_agent::serve_stdio()
+            .await
+            .map_err(|error| anyhow::anyhow!("the echo agent failed: {error}")),
         Command::Openapi => {
             let document = tandem_http::openapi()
                 .to_pretty_json()

@@ -332,12 +332,23 @@ async fn whole_flow(server: &TestServer) {
         "session.updated",
         "participant.removed",
         "participant.left",
-        "prompt.cancelled",
+        "prompt.started",
         "session.closed",
     ] {
         assert!(
             types.contains(&expected),
             "{expected} missing from {types:?}"
+        );
+    }
+
+    // Ending the session left no prompt queued or running: each ran on the echo
+    // agent or was cancelled by the close.
+    let prompts = api.get(&format!("{s}/prompts"), &host, 200).await;
+    for prompt in prompts["prompts"].as_array().expect("prompts") {
+        let status = text(prompt, "/status");
+        assert!(
+            !matches!(status, "queued" | "running"),
+            "a prompt left {status} after close: {prompt}"
         );
     }
 
@@ -441,7 +452,7 @@ async fn a_restart_keeps_everything_and_does_not_bootstrap_again() {
         .await
         .expect("bind");
     let first = tandem::build(
-        tandem::Config::new(listener.local_addr().expect("addr"), url.clone()),
+        support::config(listener.local_addr().expect("addr"), url.clone()),
         listener,
     )
     .await
@@ -457,7 +468,7 @@ async fn a_restart_keeps_everything_and_does_not_bootstrap_again() {
         .await
         .expect("bind");
     let second = tandem::build(
-        tandem::Config::new(listener.local_addr().expect("addr"), url),
+        support::config(listener.local_addr().expect("addr"), url),
         listener,
     )
     .await

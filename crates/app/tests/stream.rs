@@ -8,48 +8,11 @@ use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use eventsource_stream::{Event, Eventsource};
-use futures::{Stream, StreamExt};
+use eventsource_stream::Event;
+use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Client, TestServer, text};
-
-type Events = std::pin::Pin<Box<dyn Stream<Item = Result<Event, String>> + Send>>;
-
-/// Opens `path` as an event stream with a bearer token (or none, for tickets).
-async fn open(base: &str, path: &str, token: Option<&str>, last_event_id: Option<u64>) -> Events {
-    let mut request = support::http_client()
-        .get(format!("{base}{path}"))
-        .header("accept", "text/event-stream");
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(id) = last_event_id {
-        request = request.header("last-event-id", id.to_string());
-    }
-    let response = request.send().await.expect("connect");
-    assert_eq!(response.status(), 200, "the stream opens");
-    let headers = response.headers();
-    assert_eq!(headers["content-type"], "text/event-stream");
-    assert_eq!(headers["cache-control"], "no-cache");
-    assert_eq!(headers["x-accel-buffering"], "no");
-    Box::pin(
-        response
-            .bytes_stream()
-            .eventsource()
-            .map(|event| event.map_err(|error| error.to_string())),
-    )
-}
-
-/// The next event, or `None` when the stream ended; panics after 10 s of silence.
-async fn next(events: &mut Events) -> Option<Event> {
-    match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
-        Ok(Some(Ok(event))) => Some(event),
-        Ok(Some(Err(error))) => panic!("the stream broke: {error}"),
-        Ok(None) => None,
-        Err(elapsed) => panic!("no event within 10 s ({elapsed})"),
-    }
-}
+use support::{Client, Events, TestServer, next, open, text};
 
 /// Reads events until (and including) `seq`.
 async fn read_until(events: &mut Events, seq: u64) -> Vec<Event> {

@@ -7,10 +7,16 @@
 )]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventsource_stream::{Event, Eventsource};
+use futures::{Stream, StreamExt};
 
 use reqwest::Method;
 use serde_json::Value;
 use tandem::Config;
+use tandem_ports::{Clock, SystemClock};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
@@ -23,6 +29,22 @@ pub(crate) fn http_client() -> reqwest::Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
     reqwest::Client::new()
+}
+
+/// Settings of a test server on `addr` over `database_url`: the echo agent is the
+/// real `tandem echo-agent` (a test binary is not `tandem`), and agent leases are
+/// short so that a test can watch one expire.
+pub(crate) fn config(addr: SocketAddr, database_url: impl Into<String>) -> Config {
+    let mut config = Config::new(addr, database_url);
+    config.agents.insert(
+        tandem_domain::AgentProfileName::default_profile(),
+        tandem::AgentProfile::echo(env!("CARGO_BIN_EXE_tandem")),
+    );
+    config.runner.lease_ttl = Duration::from_secs(3);
+    config.runner.scan_interval = Duration::from_millis(200);
+    // Tests write far faster than people do; rate limits have tests of their own.
+    config.rate_limit = None;
+    config
 }
 
 /// A running server and what a test needs to talk to it.
@@ -56,19 +78,54 @@ impl TestServer {
     }
 
     async fn start(database_url: String, dir: Option<TempDir>) -> Self {
+        Self::start_with(database_url, dir, |_| {}).await
+    }
+
+    /// A server over a fresh SQLite file, with settings changed by `adjust`.
+    pub(crate) async fn sqlite_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("tandem.db").display());
+        Self::start_with(url, Some(dir), adjust).await
+    }
+
+    /// A server over `database_url`, with settings changed by `adjust`; `dir`
+    /// (the SQLite file's) lives as long as the server.
+    pub(crate) async fn start_with(
+        database_url: String,
+        dir: Option<TempDir>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::start_at(database_url, dir, adjust, Arc::new(SystemClock)).await
+    }
+
+    /// A server over a fresh SQLite file whose time is `clock`.
+    pub(crate) async fn sqlite_at(clock: Arc<dyn Clock>, adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("tandem.db").display());
+        Self::start_at(url, Some(dir), adjust, clock).await
+    }
+
+    async fn start_at(
+        database_url: String,
+        dir: Option<TempDir>,
+        adjust: impl FnOnce(&mut Config),
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let server = tandem::build(Config::new(addr, database_url), listener)
+        let mut config = config(addr, database_url);
+        adjust(&mut config);
+        let chosen_key = config.bootstrap_admin_key.clone();
+        let server = tandem::build_with_clock(config, listener, clock)
             .await
             .expect("server builds");
         let admin_key = server
             .bootstrapped_key()
-            .expect("a fresh database bootstraps an admin key")
-            .secret
-            .expose()
-            .to_owned();
+            .map(|created| created.secret.expose().to_owned())
+            .or(chosen_key)
+            .expect("a fresh database bootstraps an admin key, or the test chose it");
         let tandem = server.tandem().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(async move {
@@ -249,4 +306,46 @@ pub(crate) fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
         .pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("{pointer} in {value}"))
+}
+
+pub(crate) type Events = std::pin::Pin<Box<dyn Stream<Item = Result<Event, String>> + Send>>;
+
+/// Opens `path` as an event stream with a bearer token (or none, for tickets).
+pub(crate) async fn open(
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    last_event_id: Option<u64>,
+) -> Events {
+    let mut request = http_client()
+        .get(format!("{base}{path}"))
+        .header("accept", "text/event-stream");
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id.to_string());
+    }
+    let response = request.send().await.expect("connect");
+    assert_eq!(response.status(), 200, "the stream opens");
+    let headers = response.headers();
+    assert_eq!(headers["content-type"], "text/event-stream");
+    assert_eq!(headers["cache-control"], "no-cache");
+    assert_eq!(headers["x-accel-buffering"], "no");
+    Box::pin(
+        response
+            .bytes_stream()
+            .eventsource()
+            .map(|event| event.map_err(|error| error.to_string())),
+    )
+}
+
+/// The next event, or `None` when the stream ended; panics after 10 s of silence.
+pub(crate) async fn next(events: &mut Events) -> Option<Event> {
+    match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
+        Ok(Some(Ok(event))) => Some(event),
+        Ok(Some(Err(error))) => panic!("the stream broke: {error}"),
+        Ok(None) => None,
+        Err(elapsed) => panic!("no event within 10 s ({elapsed})"),
+    }
 }
