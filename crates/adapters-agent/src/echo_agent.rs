@@ -24,6 +24,7 @@ const TOOL_CALL_ID: &str = "echo-1";
 const CRASH_STATUS: i32 = 17;
 const MAX_SLOW_MS: u64 = 60_000;
 const MAX_BURST: usize = 1_000_000;
+const MAX_RATE: u64 = 1_000_000;
 
 /// Serves the echo agent on this process's stdin and stdout until stdin closes.
 /// Needs a tokio runtime with time and I/O enabled.
@@ -142,6 +143,8 @@ struct Script {
     crash: bool,
     permission: bool,
     burst: Option<usize>,
+    /// Message chunks per second, evenly paced (`/rate`).
+    rate: Option<u64>,
 }
 
 impl Script {
@@ -162,6 +165,11 @@ impl Script {
                 Some("/burst") => {
                     if let Some(n) = number(words.next()) {
                         script.burst = Some(usize::try_from(n).unwrap_or(MAX_BURST).min(MAX_BURST));
+                    }
+                }
+                Some("/rate") => {
+                    if let Some(rate) = number(words.next()).filter(|rate| *rate > 0) {
+                        script.rate = Some(rate.min(MAX_RATE));
                     }
                 }
                 _ => {}
@@ -267,6 +275,7 @@ async fn stream_turn(
     }
     let chunks = script.chunks(text);
     let last = chunks.len().saturating_sub(1);
+    let began = tokio::time::Instant::now();
     for (index, chunk) in chunks.into_iter().enumerate() {
         if cancel.is_cancelled() {
             return Ok(Err(Stopped::Cancelled));
@@ -275,7 +284,20 @@ async fn stream_turn(
         if script.crash {
             crash().await;
         }
-        if script.slow.is_zero() {
+        if let Some(rate) = script.rate {
+            // Chunk `index + 1` is due at (index + 1) / rate seconds. Sleeping
+            // only when that is a timer tick (1 ms) away keeps the average pace
+            // exact at rates far above the timer's resolution.
+            let due = began + paced(index + 1, rate);
+            if due > tokio::time::Instant::now() + Duration::from_millis(1) {
+                tokio::select! {
+                    () = tokio::time::sleep_until(due) => {}
+                    () = cancel.cancelled() => return Ok(Err(Stopped::Cancelled)),
+                }
+            } else {
+                tokio::task::yield_now().await;
+            }
+        } else if script.slow.is_zero() {
             // Let the writer send the chunk and the reader see a cancel.
             tokio::task::yield_now().await;
         } else if index < last {
@@ -295,6 +317,12 @@ async fn stream_turn(
         )))?;
     }
     Ok(Ok(()))
+}
+
+/// When chunk number `sent` is due at `rate` chunks per second.
+fn paced(sent: usize, rate: u64) -> Duration {
+    let sent = u64::try_from(sent).unwrap_or(u64::MAX);
+    Duration::from_nanos(sent.saturating_mul(1_000_000_000) / rate)
 }
 
 /// Asks the client whether the tool may run; the chosen option's id, or
@@ -350,7 +378,8 @@ mod tests {
 
     #[test]
     fn instructions_are_read_from_their_own_lines() {
-        let script = Script::parse("hello\n/slow 250\n  /permission\n/burst 12\n/fail\n/crash");
+        let script =
+            Script::parse("hello\n/slow 250\n  /permission\n/burst 12\n/rate 5000\n/fail\n/crash");
         assert_eq!(
             script,
             Script {
@@ -359,8 +388,10 @@ mod tests {
                 crash: true,
                 permission: true,
                 burst: Some(12),
+                rate: Some(5000),
             }
         );
+        assert_eq!(Script::parse("/rate 0").rate, None);
         assert_eq!(Script::parse("say /fail please"), Script::default());
         assert_eq!(Script::parse("/slow soon"), Script::default());
         assert_eq!(
@@ -375,6 +406,13 @@ mod tests {
         let chunks = Script::default().chunks(text);
         assert_eq!(chunks, ["  ", "hello  ", "brave\n", "new ", "world \t"]);
         assert_eq!(chunks.concat(), text);
+    }
+
+    #[test]
+    fn a_rate_spaces_chunks_evenly() {
+        assert_eq!(paced(1, 5000), Duration::from_micros(200));
+        assert_eq!(paced(5000, 5000), Duration::from_secs(1));
+        assert_eq!(paced(3, 1), Duration::from_secs(3));
     }
 
     #[test]

@@ -393,6 +393,30 @@ async fn a_burst_of_5000_chunks_arrives_complete_and_in_order() {
     stop(session).await;
 }
 
+#[tokio::test]
+async fn a_paced_burst_spreads_its_chunks_over_time_and_loses_none() {
+    let executor = echo_executor();
+    let session = start(&executor).await;
+
+    // 300 chunks at 1 000 a second: the last is due 300 ms after the first.
+    let began = Instant::now();
+    let (result, outputs) = run(session.as_ref(), "/burst 300\n/rate 1000").await;
+    let took = began.elapsed();
+
+    assert_eq!(result.unwrap(), StopReason::EndTurn);
+    assert!(
+        took >= Duration::from_millis(290),
+        "paced at 1 000 chunks/s, 300 chunks took only {took:?}"
+    );
+    let expected = (0..300).fold(String::new(), |mut text, i| {
+        text.push_str(&i.to_string());
+        text.push(' ');
+        text
+    });
+    assert_eq!(message_text(&outputs), expected);
+    stop(session).await;
+}
+
 /// Whether the process is gone (or a zombie, dead and waiting to be reaped).
 fn is_dead(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

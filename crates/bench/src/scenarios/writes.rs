@@ -1,0 +1,64 @@
+//! Durable writes: writers post comments as fast as the server takes them, each
+//! waiting for its answer (so every counted comment is committed), spread over
+//! several sessions or all on one.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::server::Server;
+use crate::stats::{Latencies, micros};
+
+/// What the writers achieved.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) written: u64,
+    pub(crate) elapsed: Duration,
+    pub(crate) latencies: Latencies,
+}
+
+/// `writers` writers, spread evenly over `sessions` sessions, post comments for
+/// `duration`.
+pub(crate) async fn run(
+    server: &Server,
+    sessions: usize,
+    writers: usize,
+    duration: Duration,
+) -> anyhow::Result<Outcome> {
+    let created: Vec<_> = futures::stream::iter(0..sessions)
+        .map(|_| server.api.create_session(&server.admin))
+        .buffer_unordered(32)
+        .try_collect()
+        .await
+        .context("creating sessions")?;
+    let began = Instant::now();
+    let stop_at = began + duration;
+    let tasks: Vec<_> = (0..writers)
+        .map(|writer| {
+            let session = created[writer % created.len()].clone();
+            let api = server.api.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut n = 0u64;
+                while Instant::now() < stop_at {
+                    let sent = Instant::now();
+                    api.comment(&session.id, &session.host, &format!("writer {writer} #{n}"))
+                        .await?;
+                    latencies.push(micros(sent.elapsed()));
+                    n += 1;
+                }
+                Ok::<_, anyhow::Error>(latencies)
+            })
+        })
+        .collect();
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await.context("a writer panicked")??);
+    }
+    Ok(Outcome {
+        written: samples.len() as u64,
+        elapsed: began.elapsed(),
+        latencies: Latencies::new(samples),
+    })
+}
