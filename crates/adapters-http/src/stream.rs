@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use tandem_domain::{Event, ParticipantId, Seq, SessionId};
-use tandem_service::{Caller, Tandem};
+use tandem_service::{Caller, ServiceError, Tandem};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -118,26 +118,54 @@ impl Streams {
         }
     }
 
-    /// The hub of a session, started if nobody watches it yet.
-    fn hub(&self, session: SessionId) -> Arc<SessionHub> {
-        let mut hubs = self
-            .hubs
+    fn hubs(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Weak<SessionHub>>> {
+        self.hubs
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The hub of a session, started if nobody watches it yet.
+    ///
+    /// A new hub broadcasts every event after the session's `last_seq` as read
+    /// here, before anyone subscribes to it: a subscriber's own backlog read,
+    /// which follows its subscription, covers everything up to that point, so no
+    /// event falls between the two.
+    async fn hub(&self, session: SessionId) -> Result<Arc<SessionHub>, ServiceError> {
+        if let Some(hub) = self.hubs().get(&session).and_then(Weak::upgrade) {
+            return Ok(hub);
+        }
+        let start = self
+            .tandem
+            .store()
+            .session(session)
+            .await
+            .map_err(ServiceError::Store)?
+            .last_seq;
+        let mut hubs = self.hubs();
         if let Some(hub) = hubs.get(&session).and_then(Weak::upgrade) {
-            return hub;
+            return Ok(hub);
         }
         hubs.retain(|_, hub| hub.strong_count() > 0);
         let (frames, _) = broadcast::channel(BROADCAST_CAPACITY);
-        let task = tokio::spawn(broadcast_loop(self.tandem.clone(), session, frames.clone()));
+        let task = tokio::spawn(broadcast_loop(
+            self.tandem.clone(),
+            session,
+            start,
+            frames.clone(),
+        ));
         let hub = Arc::new(SessionHub { frames, task });
         hubs.insert(session, Arc::downgrade(&hub));
-        hub
+        Ok(hub)
     }
 
     /// The response body of a stream for `caller`, resuming after `after`.
-    pub(crate) fn open(&self, caller: Caller, session: SessionId, after: Seq) -> Body {
-        let hub = self.hub(session);
+    pub(crate) async fn open(
+        &self,
+        caller: Caller,
+        session: SessionId,
+        after: Seq,
+    ) -> Result<Body, ServiceError> {
+        let hub = self.hub(session).await?;
         let receiver = hub.frames.subscribe();
         let (outbox, inbox) = mpsc::channel::<Bytes>(OUTBOX);
         let subscriber = Subscriber {
@@ -146,6 +174,7 @@ impl Streams {
             session,
             sent: after,
             outbox,
+            committed: self.tandem.bus().subscribe(session),
         };
         let mut shutdown = self.shutdown.clone();
         tokio::spawn(async move {
@@ -157,7 +186,7 @@ impl Streams {
         // The body owns the gauge's guard: the stream counts as open until the
         // connection lets go of it, whether it ended or the client left.
         let open = OpenStream::start();
-        Body::from_stream(futures::stream::unfold(
+        Ok(Body::from_stream(futures::stream::unfold(
             (inbox, open),
             |(mut inbox, open)| async move {
                 inbox
@@ -165,20 +194,19 @@ impl Streams {
                     .await
                     .map(|bytes| (Ok::<_, Infallible>(bytes), (inbox, open)))
             },
-        ))
+        )))
     }
 }
 
-/// Reads what the bus announces from the log and broadcasts it, encoded once.
-async fn broadcast_loop(tandem: Tandem, session: SessionId, frames: broadcast::Sender<Arc<Frame>>) {
+/// Reads what the bus announces from the log and broadcasts it, encoded once:
+/// every event after `last`, in order.
+async fn broadcast_loop(
+    tandem: Tandem,
+    session: SessionId,
+    mut last: Seq,
+    frames: broadcast::Sender<Arc<Frame>>,
+) {
     let mut wakeups = tandem.bus().subscribe(session);
-    let mut last = match tandem.store().session(session).await {
-        Ok(stored) => stored.last_seq,
-        Err(error) => {
-            tracing::warn!(%error, session_id = %session, "cannot start the event hub");
-            return;
-        }
-    };
     loop {
         loop {
             let events = match tandem.store().events(session, last, PAGE).await {
@@ -211,6 +239,8 @@ struct Subscriber {
     session: SessionId,
     sent: Seq,
     outbox: mpsc::Sender<Bytes>,
+    /// The highest seq the bus has announced for the session.
+    committed: watch::Receiver<Seq>,
 }
 
 /// The client went away (or must stop): nothing more to send.
@@ -244,7 +274,16 @@ impl Subscriber {
         loop {
             let next = tokio::time::timeout(KEEP_ALIVE, frames.recv()).await;
             match next {
-                Err(_) => self.send(Bytes::from_static(b": keep-alive\n\n")).await?,
+                Err(_) => {
+                    // Quiet for a while: make sure nothing committed was missed
+                    // (the hub reads the log on every wake-up, so this is a
+                    // safety net, not the path events take).
+                    let committed = *self.committed.borrow_and_update();
+                    if committed > self.sent && self.catch_up(None).await? {
+                        return Ok(());
+                    }
+                    self.send(Bytes::from_static(b": keep-alive\n\n")).await?;
+                }
                 Ok(Ok(frame)) => {
                     if frame.seq <= self.sent {
                         continue;
@@ -279,7 +318,12 @@ impl Subscriber {
                 .tandem
                 .events(&self.caller, self.session, self.sent, PAGE)
                 .await
-                .map_err(|_| Gone)?;
+                .map_err(|error| {
+                    // Refused (removed meanwhile, session gone) or the store
+                    // failed: the stream ends and the client resumes later.
+                    tracing::debug!(%error, session_id = %self.session, "a stream stops: its events cannot be read");
+                    Gone
+                })?;
             if events.is_empty() {
                 return Ok(false);
             }

@@ -146,28 +146,14 @@ async fn resume_loses_nothing(server: &TestServer) {
     assert_eq!(ids(&read_until(&mut events, 42).await), vec![41, 42]);
 }
 
-#[tokio::test]
-async fn live_events_match_the_log_on_sqlite() {
-    let server = TestServer::sqlite().await;
+/// Live events, then resume.
+async fn live_events_and_resume(server: TestServer) {
     live_events_match_the_log(&server).await;
     resume_loses_nothing(&server).await;
     server.stop().await;
 }
 
-#[sqlx::test(migrations = false)]
-async fn live_events_match_the_log_on_postgres(
-    _pool: sqlx::postgres::PgPoolOptions,
-    options: sqlx::postgres::PgConnectOptions,
-) {
-    let server = TestServer::postgres(&options).await;
-    live_events_match_the_log(&server).await;
-    resume_loses_nothing(&server).await;
-    server.stop().await;
-}
-
-#[tokio::test]
-async fn a_slow_subscriber_still_gets_every_event() {
-    let server = TestServer::sqlite().await;
+async fn a_slow_subscriber_still_gets_every_event(server: TestServer) {
     let api = server.client();
     let p = party(&api, &server.admin_key).await;
     // This subscriber reads nothing while a burst is written that is far larger
@@ -210,9 +196,7 @@ async fn a_slow_subscriber_still_gets_every_event() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn streams_end_with_the_session_or_the_participant() {
-    let server = TestServer::sqlite().await;
+async fn streams_end_with_the_session_or_the_participant(server: TestServer) {
     let api = server.client();
     let p = party(&api, &server.admin_key).await;
     let joined = api
@@ -260,9 +244,7 @@ async fn streams_end_with_the_session_or_the_participant() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_ticket_opens_a_stream_once() {
-    let server = TestServer::sqlite().await;
+async fn a_ticket_opens_a_stream_once(server: TestServer) {
     let api = server.client();
     let p = party(&api, &server.admin_key).await;
     let issued = api
@@ -291,9 +273,7 @@ async fn a_ticket_opens_a_stream_once() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn shutdown_ends_open_streams() {
-    let server = TestServer::sqlite().await;
+async fn shutdown_ends_open_streams(server: TestServer) {
     let api = server.client();
     let p = party(&api, &server.admin_key).await;
     let mut events = open(
@@ -312,6 +292,82 @@ async fn shutdown_ends_open_streams() {
         "the stream ended cleanly"
     );
 }
+
+/// A stream that opens while the session closes ends with `session.closed`,
+/// whichever comes first: the close before the stream's backlog is read, between
+/// that and the hub's start, or once it is live.
+async fn a_stream_opened_during_a_close_ends_with_it(server: TestServer) {
+    let api = server.client();
+    for round in 0..20 {
+        let p = party(&api, &server.admin_key).await;
+        let close = {
+            let api = api.clone();
+            let path = format!("{}/close", p.path);
+            let host = p.host.clone();
+            tokio::spawn(async move {
+                // Vary who goes first.
+                tokio::time::sleep(Duration::from_millis(round % 4)).await;
+                api.post(&path, &host, json!({}), 200).await;
+            })
+        };
+        let mut events = open(
+            &api.base,
+            &format!("{}/events", p.path),
+            Some(&p.host),
+            None,
+        )
+        .await;
+        let mut types = Vec::new();
+        while let Some(event) = next(&mut events).await {
+            types.push(event.event);
+        }
+        close.await.expect("the close");
+        assert_eq!(
+            types.last().map(String::as_str),
+            Some("session.closed"),
+            "round {round}: the stream ends with session.closed, got {types:?}"
+        );
+        assert_eq!(types.len(), 3, "round {round}: created, joined, closed");
+    }
+    server.stop().await;
+}
+
+/// Runs each scenario twice: on a fresh SQLite file, and on a fresh Postgres
+/// database (`#[sqlx::test]` makes one per test).
+macro_rules! on_both_stores {
+    ($($scenario:ident),* $(,)?) => {
+        mod on_sqlite {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario(TestServer::sqlite().await).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            use super::*;
+            $(
+                #[sqlx::test(migrations = false)]
+                async fn $scenario(
+                    _pool: sqlx::postgres::PgPoolOptions,
+                    options: sqlx::postgres::PgConnectOptions,
+                ) {
+                    super::$scenario(TestServer::postgres(&options).await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    live_events_and_resume,
+    a_slow_subscriber_still_gets_every_event,
+    streams_end_with_the_session_or_the_participant,
+    a_ticket_opens_a_stream_once,
+    shutdown_ends_open_streams,
+    a_stream_opened_during_a_close_ends_with_it,
+);
 
 /// A `tandem serve` process of the real binary.
 struct Process(Child, String);

@@ -64,7 +64,7 @@ pub(crate) async fn list_events(
         // Authorize (and settle expiry) before the stream starts, so that a
         // refusal is a problem document rather than an empty stream.
         state.tandem.events(&caller, id, Seq::new(after), 1).await?;
-        let body = state.streams.open(caller, id, Seq::new(after));
+        let body = state.streams.open(caller, id, Seq::new(after)).await?;
         return Response::builder()
             .header(header::CONTENT_TYPE, "text/event-stream")
             .header(header::CACHE_CONTROL, "no-cache")
