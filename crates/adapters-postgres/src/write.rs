@@ -49,6 +49,21 @@ pub(crate) async fn apply(
         });
     };
 
+    if let Some(holder) = &change.lease_holder {
+        // The session row is locked by the update above, and a replica that takes
+        // a lease over fails the old holder's prompts under that lock too: a
+        // change that passes this check is ordered before them.
+        let held: Option<String> =
+            sqlx::query_scalar("SELECT holder FROM agent_leases WHERE session_id = $1")
+                .bind(change.session_id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        if held.as_deref() != Some(holder.as_str()) {
+            return Err(StoreError::LeaseLost);
+        }
+    }
+
     for write in &change.writes {
         match write {
             Write::InsertSession(_) => {}

@@ -50,6 +50,19 @@ pub(crate) async fn apply(
         });
     };
 
+    if let Some(holder) = &change.lease_holder {
+        // One writer at a time: no lease can change hands during this check.
+        let held: Option<String> =
+            sqlx::query_scalar("SELECT holder FROM agent_leases WHERE session_id = ?1")
+                .bind(change.session_id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        if held.as_deref() != Some(holder.as_str()) {
+            return Err(StoreError::LeaseLost);
+        }
+    }
+
     for write in &change.writes {
         match write {
             Write::InsertSession(_) => {}

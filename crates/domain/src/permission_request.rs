@@ -54,6 +54,36 @@ pub enum PermissionOutcome {
     Cancelled,
 }
 
+impl PermissionOutcome {
+    /// The answer that refuses a tool call offering `options`: reject once if
+    /// offered, else reject always; with no reject option, `Cancelled`.
+    pub fn rejecting(options: &[PermissionOption]) -> Self {
+        first_of(
+            options,
+            [
+                PermissionOptionKind::RejectOnce,
+                PermissionOptionKind::RejectAlways,
+            ],
+        )
+        .unwrap_or(Self::Cancelled)
+    }
+}
+
+/// The first option of the first of `kinds` offered, as chosen.
+fn first_of(
+    options: &[PermissionOption],
+    kinds: [PermissionOptionKind; 2],
+) -> Option<PermissionOutcome> {
+    kinds.iter().find_map(|kind| {
+        options
+            .iter()
+            .find(|option| option.kind == *kind)
+            .map(|option| PermissionOutcome::Selected {
+                option_id: option.id.clone(),
+            })
+    })
+}
+
 string_enum! {
     /// Who or what resolved a permission request.
     PermissionCause("permission cause") {
@@ -245,14 +275,7 @@ impl PermissionRequest {
     }
 
     fn first_of(&self, kinds: [PermissionOptionKind; 2]) -> Option<PermissionOutcome> {
-        kinds.iter().find_map(|kind| {
-            self.options
-                .iter()
-                .find(|option| option.kind == *kind)
-                .map(|option| PermissionOutcome::Selected {
-                    option_id: option.id.clone(),
-                })
-        })
+        first_of(&self.options, kinds)
     }
 
     /// Allow once if offered, else allow always; with no allow option, nothing.
@@ -266,11 +289,7 @@ impl PermissionRequest {
 
     /// Reject once if offered, else reject always; with no reject option, nothing.
     fn reject_outcome(&self) -> PermissionOutcome {
-        self.first_of([
-            PermissionOptionKind::RejectOnce,
-            PermissionOptionKind::RejectAlways,
-        ])
-        .unwrap_or(PermissionOutcome::Cancelled)
+        PermissionOutcome::rejecting(&self.options)
     }
 
     fn resolved(

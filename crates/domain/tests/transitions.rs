@@ -2661,6 +2661,30 @@ fn a_request_is_cancelled_when_its_prompt_ends() {
 }
 
 #[test]
+fn the_rejecting_answer_prefers_reject_once_then_always_else_cancels() {
+    use PermissionOptionKind::{AllowOnce, RejectAlways, RejectOnce};
+    let option = |id: &str, kind| PermissionOption {
+        id: id.to_owned(),
+        name: id.to_owned(),
+        kind,
+    };
+    let chosen = |id: &str| PermissionOutcome::Selected {
+        option_id: id.to_owned(),
+    };
+    let all = [
+        option("ok", AllowOnce),
+        option("never", RejectAlways),
+        option("no", RejectOnce),
+    ];
+    assert_eq!(PermissionOutcome::rejecting(&all), chosen("no"));
+    assert_eq!(PermissionOutcome::rejecting(&all[..2]), chosen("never"));
+    assert_eq!(
+        PermissionOutcome::rejecting(&all[..1]),
+        PermissionOutcome::Cancelled
+    );
+}
+
+#[test]
 fn option_kinds_know_whether_they_allow() {
     use PermissionOptionKind::{AllowAlways, AllowOnce, RejectAlways, RejectOnce};
     assert!(AllowOnce.allows());

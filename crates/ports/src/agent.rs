@@ -41,6 +41,13 @@ pub trait AgentSession: Send + Sync {
         updates: mpsc::Sender<AgentUpdate>,
     ) -> Result<StopReason, AgentError>;
 
+    /// Whether the agent can still take a prompt: false once its process has
+    /// exited or its connection broke, even between prompts, so that the runner
+    /// starts a new agent instead of failing the next prompt.
+    fn is_alive(&self) -> bool {
+        true
+    }
+
     /// Asks the agent to stop the running prompt; `prompt` then returns
     /// `StopReason::Cancelled`. Does nothing when no prompt runs.
     async fn cancel(&self) -> Result<(), AgentError>;
@@ -86,4 +93,17 @@ pub enum AgentError {
     /// The agent broke the protocol or reported an error.
     #[error("the agent failed: {0}")]
     Protocol(String),
+}
+
+impl AgentError {
+    /// What kind of failure this is, for logs: the messages may quote the agent's
+    /// stderr, which may repeat prompt text, so they go to the prompt's error only.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::UnknownProfile(_) => "unknown profile",
+            Self::Unavailable(_) => "unavailable",
+            Self::Crashed(_) => "crashed",
+            Self::Protocol(_) => "protocol error",
+        }
+    }
 }

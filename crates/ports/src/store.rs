@@ -31,6 +31,11 @@ pub enum StoreError {
     /// The plan of `apply_planned` refused: a domain rule said no. Nothing was written.
     #[error("refused: {0}")]
     Refused(DomainError),
+    /// A change made under an agent lease (`Change::under_lease`) whose holder no
+    /// longer holds it: another replica took the session's agent over. Nothing
+    /// was written.
+    #[error("the agent lease is held by another replica")]
+    LeaseLost,
     /// The database failed or holds data this version cannot read.
     #[error("storage failure: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -104,6 +109,9 @@ pub struct Change {
     pub activity_at: Option<DateTime<Utc>>,
     pub writes: Vec<Write>,
     pub events: Vec<NewEvent>,
+    /// When set, the change is written only while this holder holds the
+    /// session's agent lease (see [`SessionStore::acquire_agent_lease`]).
+    pub lease_holder: Option<String>,
 }
 
 impl Change {
@@ -114,7 +122,18 @@ impl Change {
             activity_at: None,
             writes: Vec::new(),
             events: Vec::new(),
+            lease_holder: None,
         }
+    }
+
+    /// Writes the change only while `holder` holds the session's agent lease,
+    /// else fails with `StoreError::LeaseLost`: what a replica's prompt runner
+    /// writes, so that a runner that lost its lease (paused, cut off) cannot add
+    /// to the log after another replica took the session's agent over.
+    #[must_use]
+    pub fn under_lease(mut self, holder: impl Into<String>) -> Self {
+        self.lease_holder = Some(holder.into());
+        self
     }
 
     /// Adds a write.
@@ -233,7 +252,9 @@ pub trait SessionStore: Send + Sync + 'static {
     /// (and the change does not insert it); `SessionInactive` if the session has
     /// ended — no event is ever appended after `session.closed`, except by the
     /// change that ends the session; `Conflict` if an update's version is stale or
-    /// its record is missing, or an invite cannot be redeemed; `Duplicate` on an insert of an existing id or token.
+    /// its record is missing, or an invite cannot be redeemed; `Duplicate` on an insert of an existing id or token;
+    /// `LeaseLost` if the change is `under_lease` of a holder that no longer holds
+    /// the session's agent lease.
     async fn apply(&self, change: Change) -> Result<Vec<Event>, StoreError>;
 
     /// Reads the session's open work with the session locked against every other

@@ -177,18 +177,18 @@ impl Tandem {
                     .events(transition.events),
             ))
         });
-        let events = self
-            .store
-            .apply_planned(id, plan)
-            .await
-            .map_err(|error| match error {
-                StoreError::Refused(rule) => ServiceError::Rule(rule),
-                StoreError::NotFound => ServiceError::NotFound(Resource::Session),
-                StoreError::SessionInactive | StoreError::Conflict => ServiceError::Conflict,
-                other @ (StoreError::Duplicate | StoreError::Backend(_)) => {
-                    ServiceError::Store(other)
-                }
-            })?;
+        let events =
+            self.store
+                .apply_planned(id, plan)
+                .await
+                .map_err(|error| match error {
+                    StoreError::Refused(rule) => ServiceError::Rule(rule),
+                    StoreError::NotFound => ServiceError::NotFound(Resource::Session),
+                    StoreError::SessionInactive | StoreError::Conflict => ServiceError::Conflict,
+                    other @ (StoreError::Duplicate
+                    | StoreError::LeaseLost
+                    | StoreError::Backend(_)) => ServiceError::Store(other),
+                })?;
         self.publish(id, &events);
         let mut session = ended.ok_or(ServiceError::Conflict)?;
         if let Some(last) = events.last() {

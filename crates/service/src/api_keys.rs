@@ -99,6 +99,7 @@ impl Tandem {
                 other @ (StoreError::SessionInactive
                 | StoreError::Duplicate
                 | StoreError::Refused(_)
+                | StoreError::LeaseLost
                 | StoreError::Backend(_)) => ServiceError::Store(other),
             })?;
         Ok(revoked)

@@ -105,6 +105,7 @@ pub(crate) fn missing_means(instead: ServiceError) -> impl FnOnce(StoreError) ->
         | StoreError::Conflict
         | StoreError::Duplicate
         | StoreError::Refused(_)
+        | StoreError::LeaseLost
         | StoreError::Backend(_)) => ServiceError::Store(other),
     }
 }

@@ -160,19 +160,20 @@ impl Tandem {
     /// retry from a fresh read.
     async fn commit(&self, change: Change) -> Result<Vec<Event>, ServiceError> {
         let session_id = change.session_id;
-        let events = self
-            .store
-            .apply(change)
-            .await
-            .map_err(|error| match error {
-                StoreError::Conflict | StoreError::SessionInactive | StoreError::NotFound => {
-                    ServiceError::Conflict
-                }
-                StoreError::Refused(rule) => ServiceError::Rule(rule),
-                other @ (StoreError::Duplicate | StoreError::Backend(_)) => {
-                    ServiceError::Store(other)
-                }
-            })?;
+        let events =
+            self.store
+                .apply(change)
+                .await
+                .map_err(|error| match error {
+                    StoreError::Conflict | StoreError::SessionInactive | StoreError::NotFound => {
+                        ServiceError::Conflict
+                    }
+                    StoreError::Refused(rule) => ServiceError::Rule(rule),
+                    // A runner's change whose lease was taken over: the runner stops.
+                    other @ (StoreError::Duplicate
+                    | StoreError::LeaseLost
+                    | StoreError::Backend(_)) => ServiceError::Store(other),
+                })?;
         self.publish(session_id, &events);
         Ok(events)
     }
@@ -186,6 +187,40 @@ impl Tandem {
         metrics::counter!("tandem_events_written_total").increment(events.len() as u64);
         for event in events {
             self.work.notice(session_id, &event.payload);
+            // Every end of a prompt is committed here, whoever ended it (its
+            // runner, a cancel, a close, an expiry, a restart's recovery).
+            if let Some(outcome) = prompt_outcome(&event.payload) {
+                metrics::counter!("tandem_prompts_finished_total", "outcome" => outcome)
+                    .increment(1);
+            }
         }
+    }
+}
+
+/// How a prompt ended, if `payload` ends one.
+fn prompt_outcome(payload: &tandem_domain::EventPayload) -> Option<&'static str> {
+    use tandem_domain::EventPayload as E;
+    match payload {
+        E::PromptCompleted { .. } => Some("completed"),
+        E::PromptFailed { .. } => Some("failed"),
+        E::PromptCancelled { .. } => Some("cancelled"),
+        E::SessionCreated(_)
+        | E::SessionUpdated { .. }
+        | E::SessionClosed { .. }
+        | E::ParticipantJoined(_)
+        | E::ParticipantLeft { .. }
+        | E::ParticipantUpdated { .. }
+        | E::ParticipantRemoved { .. }
+        | E::CommentPosted(_)
+        | E::PromptSubmitted(_)
+        | E::PromptEdited { .. }
+        | E::PromptApproved { .. }
+        | E::PromptRejected { .. }
+        | E::PromptWithdrawn { .. }
+        | E::PromptStarted { .. }
+        | E::PromptCancelRequested { .. }
+        | E::AgentOutput(_)
+        | E::AgentPermissionRequested { .. }
+        | E::AgentPermissionResolved { .. } => None,
     }
 }

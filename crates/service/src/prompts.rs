@@ -169,7 +169,10 @@ impl Tandem {
                 }
                 CancelOutcome::StopAgent(requested) => {
                     // The runner, on whichever replica, learns of it from the log.
+                    // Writing the prompt as read checks its version: if it ended
+                    // meanwhile, the retry sees that and refuses.
                     let change = Change::new(session_id)
+                        .write(Write::UpdatePrompt(prompt.clone()))
                         .events([requested])
                         .activity(self.now());
                     self.commit(change).await?;

@@ -1777,6 +1777,60 @@ pub async fn agent_leases_admit_one_holder_until_expiry<S: SessionStore + Clone>
     assert_eq!(won, 1);
 }
 
+/// A change under a lease is written while its holder holds the lease, and
+/// refused (nothing written) once another holder took it over or it was released.
+pub async fn changes_under_a_lease_need_its_holder<S: SessionStore>(store: S) {
+    let new = session();
+    create(&store, &new).await;
+    let id = new.created.session.id;
+    let under = |holder: &str, secs: i64| comment(&new, "agent work", secs).1.under_lease(holder);
+
+    assert!(
+        matches!(store.apply(under("a", 1)).await, Err(StoreError::LeaseLost)),
+        "nobody holds the lease yet"
+    );
+    assert!(
+        store
+            .acquire_agent_lease(id, "a", at(0), at(30))
+            .await
+            .expect("acquire")
+    );
+    let written = store.apply(under("a", 2)).await.expect("the holder writes");
+    assert_eq!(seqs(&written), vec![3]);
+    assert!(
+        store
+            .acquire_agent_lease(id, "b", at(31), at(60))
+            .await
+            .expect("take over")
+    );
+    assert!(
+        matches!(
+            store.apply(under("a", 32)).await,
+            Err(StoreError::LeaseLost)
+        ),
+        "the old holder's change is refused"
+    );
+    assert_eq!(
+        store.session(id).await.expect("read").last_seq,
+        Seq::new(3),
+        "and wrote nothing"
+    );
+    store
+        .apply(under("b", 33))
+        .await
+        .expect("the new holder writes");
+    store.release_agent_lease(id, "b").await.expect("release");
+    assert!(matches!(
+        store.apply(under("b", 34)).await,
+        Err(StoreError::LeaseLost)
+    ));
+    // Changes without a lease are not affected.
+    store
+        .apply(comment(&new, "a person's comment", 35).1)
+        .await
+        .expect("an ordinary change");
+}
+
 /// Work no replica is doing: active sessions with queued or running prompts whose
 /// lease is free or expired.
 pub async fn sessions_awaiting_agent_are_unleased_with_work<S: SessionStore>(store: S) {

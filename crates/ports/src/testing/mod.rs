@@ -57,6 +57,7 @@ macro_rules! for_each_contract_test {
             invites_are_redeemed_atomically,
             stream_tickets_are_used_once_and_expire,
             agent_leases_admit_one_holder_until_expiry,
+            changes_under_a_lease_need_its_holder,
             sessions_awaiting_agent_are_unleased_with_work,
             ping_answers
         );

@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use tandem_domain::{
     DomainError, Event, Prompt, PromptId, PromptStatus, Seq, SessionId, Transition,
 };
-use tandem_ports::{AgentSession, AgentStart, Change, Page, PromptFilter, Write};
+use tandem_ports::{
+    AgentError, AgentSession, AgentStart, Change, Page, PromptFilter, StoreError, Write,
+};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -39,6 +41,10 @@ pub(super) struct SessionTask<'a> {
     /// The agent session, started for the first prompt, restarted after a crash.
     agent: Option<Box<dyn AgentSession>>,
     lease_renewed: Instant,
+    /// When to try renewing again after a renewal failed.
+    renew_retry_at: Option<Instant>,
+    /// Another replica holds the lease now: nothing more may be written.
+    pub(super) lease_lost: bool,
 }
 
 /// Runs the session's prompts while this process holds its agent lease.
@@ -58,6 +64,8 @@ pub(super) async fn run(shared: &Shared, session_id: SessionId) {
         seen: Seq::ZERO,
         agent: None,
         lease_renewed: Instant::now(),
+        renew_retry_at: None,
+        lease_lost: false,
     };
     tracing::debug!(%session_id, "running the session's prompts");
     if let Err(error) = task.recover_interrupted().await {
@@ -91,7 +99,10 @@ async fn acquire_lease(shared: &Shared, session_id: SessionId) -> Result<bool, S
 impl SessionTask<'_> {
     /// Runs the next queued prompt, or waits for something to happen.
     async fn step(&mut self) -> Flow {
-        if self.shared.shutdown.is_cancelled() || self.renew_lease().await == Flow::Stop {
+        if self.shared.shutdown.is_cancelled()
+            || self.lease_lost
+            || self.renew_lease().await == Flow::Stop
+        {
             return Flow::Stop;
         }
         // Mark the current events seen before reading, so a change after the
@@ -139,28 +150,42 @@ impl SessionTask<'_> {
         }
     }
 
-    /// When the agent lease is due for renewal: a third into it.
+    /// When the agent lease is due for renewal: a third into it, or the retry
+    /// time after a failed renewal.
     pub(super) fn renewal_at(&self) -> Instant {
-        self.lease_renewed + self.shared.config.lease_ttl / 3
+        self.renew_retry_at
+            .unwrap_or(self.lease_renewed + self.shared.config.lease_ttl / 3)
     }
 
     /// Renews the agent lease when a third of it has passed; `Stop` if another
-    /// replica took it over (this one was too slow to renew).
+    /// replica took it over, or if it could not be renewed for two thirds of it:
+    /// this replica then gives the session up while the lease still covers it, so
+    /// that its agent stops before another replica may take over.
     pub(super) async fn renew_lease(&mut self) -> Flow {
-        if Instant::now() < self.renewal_at() {
+        let now = Instant::now();
+        if now < self.renewal_at() {
             return Flow::Continue;
         }
+        let ttl = self.shared.config.lease_ttl;
         match acquire_lease(self.shared, self.session_id).await {
             Ok(true) => {
-                self.lease_renewed = Instant::now();
+                self.lease_renewed = now;
+                self.renew_retry_at = None;
                 Flow::Continue
             }
             Ok(false) => {
                 tracing::warn!(session_id = %self.session_id, "another replica took over the session's agent");
+                self.lease_lost = true;
+                Flow::Stop
+            }
+            Err(error) if now >= self.lease_renewed + ttl * 2 / 3 => {
+                tracing::warn!(session_id = %self.session_id, %error, "the agent lease could not be renewed in time; giving the session up");
+                self.lease_lost = true;
                 Flow::Stop
             }
             Err(error) => {
-                tracing::warn!(session_id = %self.session_id, %error, "renewing the agent lease failed");
+                tracing::warn!(session_id = %self.session_id, %error, "renewing the agent lease failed; retrying");
+                self.renew_retry_at = Some(now + (ttl / 10).min(Duration::from_secs(1)));
                 Flow::Continue
             }
         }
@@ -189,6 +214,11 @@ impl SessionTask<'_> {
     /// Starts `prompt` on the agent (starting the agent first if needed) and
     /// records how it ends.
     async fn run_prompt(&mut self, prompt: Prompt) -> Flow {
+        if self.agent.as_ref().is_some_and(|agent| !agent.is_alive()) {
+            // It died between prompts: start a new one rather than fail this.
+            tracing::warn!(session_id = %self.session_id, "the agent exited while idle; starting it again");
+            self.stop_agent().await;
+        }
         if self.agent.is_none() {
             match self.start_agent().await {
                 Ok(agent) => self.agent = Some(agent),
@@ -205,33 +235,56 @@ impl SessionTask<'_> {
         outcome
     }
 
-    async fn start_agent(&self) -> Result<Box<dyn AgentSession>, String> {
+    async fn start_agent(&mut self) -> Result<Box<dyn AgentSession>, AgentError> {
         let tandem = &self.shared.tandem;
         let session = tandem
             .store
             .session(self.session_id)
             .await
-            .map_err(|error| error.to_string())?;
+            .map_err(|error| {
+                AgentError::Unavailable(format!("cannot read the session: {error}"))
+            })?;
         let executor = self
             .shared
             .agents
             .executor(&session.agent_profile)
-            .ok_or_else(|| {
-                format!(
-                    "the agent profile {} is not configured on this server",
-                    session.agent_profile
-                )
-            })?;
+            .ok_or_else(|| AgentError::UnknownProfile(session.agent_profile.to_string()))?;
         let started = executor
             .start(AgentStart {
                 session_id: self.session_id,
                 profile: session.agent_profile.clone(),
             })
-            .await
-            .map_err(|error| format!("the agent could not start: {error}"))?;
+            .await?;
         metrics::gauge!("tandem_agent_processes").increment(1.0);
         tracing::info!(session_id = %self.session_id, profile = %session.agent_profile, "agent started");
+        if let Err(error) = self.attach(started.agent_session_id()).await {
+            tracing::warn!(session_id = %self.session_id, %error, "recording the agent's session id failed");
+        }
         Ok(started)
+    }
+
+    /// Records the agent's own id for its session on the session.
+    async fn attach(&mut self, agent_session_id: &str) -> Result<(), ServiceError> {
+        retry_on_conflict!({
+            let session = self
+                .shared
+                .tandem
+                .store
+                .session(self.session_id)
+                .await
+                .map_err(ServiceError::Store);
+            match session {
+                Ok(session) if session.agent_session_id.as_deref() == Some(agent_session_id) => {
+                    Ok(())
+                }
+                Ok(session) => {
+                    let attached = session.attach_agent(agent_session_id.to_owned());
+                    let change = Change::new(self.session_id).write(Write::UpdateSession(attached));
+                    self.commit(change).await.map(drop)
+                }
+                Err(error) => Err(error),
+            }
+        })
     }
 
     async fn stop_agent(&mut self) {
@@ -310,8 +363,19 @@ impl SessionTask<'_> {
 
     /// Commits a change of the runner. When its events directly follow what was
     /// seen, they count as seen: nobody else wrote in between.
+    ///
+    /// Every change of the runner is made under its agent lease: once another
+    /// replica has taken the session over, it is refused and this task stops.
     pub(super) async fn commit(&mut self, change: Change) -> Result<Vec<Event>, ServiceError> {
-        let events = self.shared.tandem.commit(change).await?;
+        let change = change.under_lease(self.shared.holder.clone());
+        let events = match self.shared.tandem.commit(change).await {
+            Err(ServiceError::Store(StoreError::LeaseLost)) => {
+                tracing::warn!(session_id = %self.session_id, "another replica took over the session's agent");
+                self.lease_lost = true;
+                return Err(ServiceError::Store(StoreError::LeaseLost));
+            }
+            other => other?,
+        };
         if let (Some(first), Some(last)) = (events.first(), events.last())
             && first.seq.get() == self.seen.get() + 1
         {

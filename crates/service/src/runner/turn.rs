@@ -42,6 +42,8 @@ struct Waiting {
     id: PermissionRequestId,
     deadline: DateTime<Utc>,
     reply: PermissionReply,
+    /// The answer that refuses the tool call.
+    rejection: PermissionOutcome,
 }
 
 /// One prompt being run.
@@ -99,9 +101,7 @@ impl<'t, 's> Turn<'t, 's> {
         let result = turn.drive(&*agent).await;
         let (flow, agent) = turn.record(result, agent).await;
         if let Some(status) = flow.1 {
-            let outcome = status.as_str();
-            metrics::counter!("tandem_prompts_finished_total", "outcome" => outcome).increment(1);
-            metrics::histogram!("tandem_prompt_duration_seconds", "outcome" => outcome)
+            metrics::histogram!("tandem_prompt_duration_seconds", "outcome" => status.as_str())
                 .record(began.elapsed().as_secs_f64());
         }
         (flow.0, agent)
@@ -116,22 +116,25 @@ impl<'t, 's> Turn<'t, 's> {
         tokio::pin!(turn);
         let shutdown = self.task.shared.shutdown.clone();
         let result = loop {
+            if self.task.lease_lost {
+                self.stop(agent, Stopping::LeaseLost).await;
+            }
             let flush_at = self.buffer.deadline().map(Instant::from_std);
             let answer_by = self.next_deadline();
             let give_up_at = self
                 .stopping
                 .map(|(_, since)| since + self.task.shared.config.stop_grace);
             let renew_at = self.task.renewal_at();
+            // Biased, with the agent's updates last: an agent that floods its
+            // channel must not hold back the flush timer, permission deadlines,
+            // cancels read from the log, shutdown or the lease renewal.
             tokio::select! {
                 biased;
                 result = &mut turn => break Some(result),
-                Some(update) = updates.recv() => self.take(update).await,
-                () = sleep_until(flush_at) => self.flush().await,
-                () = sleep_until(answer_by) => self.time_out_due().await,
-                Ok(()) = self.task.bus.changed() => self.read_log(agent).await,
                 () = shutdown.cancelled(), if self.stopping.is_none() => {
                     self.stop(agent, Stopping::Shutdown).await;
                 }
+                () = sleep_until(give_up_at) => break None,
                 () = tokio::time::sleep_until(renew_at) => {
                     if self.task.renew_lease().await == Flow::Stop {
                         self.stop(agent, Stopping::LeaseLost).await;
@@ -140,7 +143,10 @@ impl<'t, 's> Turn<'t, 's> {
                         self.stop(agent, Stopping::SessionEnded).await;
                     }
                 }
-                () = sleep_until(give_up_at) => break None,
+                Ok(()) = self.task.bus.changed() => self.read_log(agent).await,
+                () = sleep_until(answer_by) => self.time_out_due().await,
+                () = sleep_until(flush_at) => self.flush().await,
+                Some(update) = updates.recv() => self.take(update).await,
             }
         };
         // What the agent sent before its turn ended is still in the channel.
@@ -214,6 +220,7 @@ impl<'t, 's> Turn<'t, 's> {
         reply: PermissionReply,
     ) {
         let tandem = self.task.shared.tandem.clone();
+        let rejection = PermissionOutcome::rejecting(&options);
         let ask = PermissionAsk {
             id: PermissionRequestId::from_uuid(Uuid::now_v7()),
             tool_call,
@@ -252,11 +259,13 @@ impl<'t, 's> Turn<'t, 's> {
                     id: request.id,
                     deadline: request.deadline,
                     reply,
+                    rejection,
                 }),
             },
-            // Dropping the reply refuses the tool call.
+            // Unrecorded, nobody can answer it: the tool call is refused.
             Err(error) => {
-                tracing::warn!(prompt_id = %self.prompt.id, %error, "recording a permission request failed");
+                tracing::warn!(prompt_id = %self.prompt.id, %error, "recording a permission request failed; refusing the tool call");
+                let _ = reply.send(rejection);
             }
         }
     }
@@ -288,7 +297,8 @@ impl<'t, 's> Turn<'t, 's> {
                     let _ = request.reply.send(outcome);
                 }
                 Err(error) => {
-                    tracing::warn!(request_id = %request.id, %error, "timing out a permission request failed");
+                    tracing::warn!(request_id = %request.id, %error, "timing out a permission request failed; refusing the tool call");
+                    let _ = request.reply.send(request.rejection);
                 }
             }
         }
@@ -454,7 +464,7 @@ impl<'t, 's> Turn<'t, 's> {
                 if reusable {
                     (recorded, Some(agent))
                 } else {
-                    tracing::warn!(session_id = %self.task.session_id, %error, "the agent failed; it starts again for the next prompt");
+                    tracing::warn!(session_id = %self.task.session_id, kind = error.kind(), "the agent failed; it starts again for the next prompt");
                     session::stop(agent).await;
                     (recorded, None)
                 }
@@ -505,9 +515,11 @@ impl<'t, 's> Turn<'t, 's> {
 pub(super) async fn fail_unstarted(
     task: &mut SessionTask<'_>,
     prompt: &Prompt,
-    error: &str,
+    error: &AgentError,
 ) -> Flow {
-    tracing::warn!(prompt_id = %prompt.id, error, "the agent could not start");
+    // The message may quote the agent's stderr: it goes to the prompt only.
+    tracing::warn!(prompt_id = %prompt.id, kind = error.kind(), "the agent could not start");
+    let error = format!("the agent could not start: {error}");
     let now = task.shared.tandem.now();
     let Ok(started) = prompt.start(now) else {
         return Flow::Continue;
@@ -516,13 +528,12 @@ pub(super) async fn fail_unstarted(
         .write(Write::UpdatePrompt(started.state))
         .events(started.events)
         .activity(now);
-    if task.commit(change).await.is_ok() {
-        let recorded = task
-            .finish(prompt.id, |prompt, now| prompt.fail(error, now))
-            .await;
-        if recorded.is_ok() {
-            metrics::counter!("tandem_prompts_finished_total", "outcome" => "failed").increment(1);
-        }
+    if task.commit(change).await.is_ok()
+        && let Err(error) = task
+            .finish(prompt.id, |prompt, now| prompt.fail(&error, now))
+            .await
+    {
+        tracing::warn!(prompt_id = %prompt.id, %error, "recording the failed start failed");
     }
     Flow::Continue
 }
