@@ -468,6 +468,7 @@ async fn stop_kills_the_agent_and_its_children() {
         ],
         env: BTreeMap::new(),
         working_dir: Some(dir.path().to_owned()),
+        ..AcpProfile::new("")
     };
     let executor = executor_with(profile);
     let session = start(&executor).await;
@@ -495,6 +496,7 @@ async fn profiles_env_and_working_dir_reach_the_agent() {
         ],
         env: BTreeMap::from([("TANDEM_TEST_VALUE".to_owned(), "configured".to_owned())]),
         working_dir: Some(dir.path().to_owned()),
+        ..AcpProfile::new("")
     };
     let executor = executor_with(profile);
     let session = start(&executor).await;
@@ -538,6 +540,7 @@ async fn an_agent_that_exits_during_startup_is_unavailable_with_its_stderr() {
         ],
         env: BTreeMap::new(),
         working_dir: None,
+        ..AcpProfile::new("")
     };
     let executor = executor_with(profile);
     let error = timeout(PATIENCE, executor.start(start_request("echo")))
@@ -553,12 +556,80 @@ async fn an_agent_that_exits_during_startup_is_unavailable_with_its_stderr() {
 }
 
 #[tokio::test]
+async fn an_agent_that_dies_between_prompts_is_not_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent_pid = dir.path().join("agent.pid");
+    let profile = AcpProfile {
+        command: "/bin/sh".into(),
+        args: vec![
+            "-c".to_owned(),
+            r#"echo $$ > "$1"; exec "$2""#.to_owned(),
+            "sh".to_owned(),
+            agent_pid.display().to_string(),
+            ECHO.to_owned(),
+        ],
+        ..AcpProfile::new("")
+    };
+    let session = timeout(
+        PATIENCE,
+        executor_with(profile).start(start_request("echo")),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let (result, _) = run(session.as_ref(), "hello").await;
+    assert_eq!(result.unwrap(), StopReason::EndTurn);
+    assert!(session.is_alive());
+
+    let pid = read_pid(&agent_pid).await;
+    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while session.is_alive() {
+        assert!(Instant::now() < deadline, "still alive after being killed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop(session).await;
+}
+
+#[tokio::test]
+async fn withheld_variables_of_the_server_never_reach_the_agent() {
+    // HOME is set for the test process; withholding it stands for the server's
+    // DATABASE_URL and TANDEM_* secrets.
+    let profile = AcpProfile {
+        command: "/bin/sh".into(),
+        args: vec![
+            "-c".to_owned(),
+            r#"echo "home=${HOME:-withheld} given=${GIVEN:-missing}" >&2; exit 3"#.to_owned(),
+        ],
+        env: BTreeMap::from([("GIVEN".to_owned(), "yes".to_owned())]),
+        withheld_env: ["HOME".to_owned()].into(),
+        ..AcpProfile::new("")
+    };
+    assert!(
+        std::env::var_os("HOME").is_some(),
+        "the test needs HOME set"
+    );
+    let error = timeout(
+        PATIENCE,
+        executor_with(profile).start(start_request("echo")),
+    )
+    .await
+    .unwrap()
+    .err()
+    .unwrap();
+    let message = error.to_string();
+    assert!(message.contains("home=withheld given=yes"), "{message}");
+}
+
+#[tokio::test]
 async fn an_agent_that_never_answers_times_out() {
     let profile = AcpProfile {
         command: "/bin/sh".into(),
         args: vec!["-c".to_owned(), "exec sleep 600".to_owned()],
         env: BTreeMap::new(),
         working_dir: None,
+        ..AcpProfile::new("")
     };
     let executor = executor_with(profile).with_startup_timeout(Duration::from_millis(300));
     let error = timeout(PATIENCE, executor.start(start_request("echo")))

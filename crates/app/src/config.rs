@@ -288,6 +288,7 @@ impl FileAgent {
                 args,
                 env,
                 working_dir,
+                ..AcpProfile::new("")
             }),
             Self::Openai {
                 base_url,

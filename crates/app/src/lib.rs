@@ -5,7 +5,7 @@ pub mod config;
 pub mod prometheus;
 
 use std::collections::BTreeMap;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,10 +91,13 @@ pub async fn service(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<T
 pub fn agents(config: &Config) -> anyhow::Result<Agents> {
     let mut acp = BTreeMap::new();
     let mut openai = BTreeMap::new();
+    let withheld = server_secrets();
     for (name, profile) in &config.agents {
         match profile {
             AgentProfile::Acp(profile) => {
-                acp.insert(name.clone(), profile.clone());
+                let mut profile = profile.clone();
+                profile.withheld_env.extend(withheld.iter().cloned());
+                acp.insert(name.clone(), profile);
             }
             AgentProfile::OpenAi(profile) => {
                 openai.insert(name.clone(), profile.clone());
@@ -115,6 +118,16 @@ pub fn agents(config: &Config) -> anyhow::Result<Agents> {
         agents = agents.with(name, Arc::clone(&openai));
     }
     Ok(agents)
+}
+
+/// The variables of the server's environment that agents do not inherit: its
+/// database URL and every `TANDEM_*` setting (the bootstrap admin key among them).
+/// A profile's own `env` can still pass one on purpose.
+fn server_secrets() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| name == "DATABASE_URL" || name.starts_with("TANDEM_"))
+        .collect()
 }
 
 /// A server ready to serve: store open and migrated, admin key bootstrapped,
@@ -191,10 +204,12 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, running prompts and expiring sessions
-    /// meanwhile. Then it stops accepting, ends the open event streams (their
-    /// clients resume elsewhere with `Last-Event-ID`), lets in-flight requests
-    /// finish, and stops the prompt runner, which records how each running prompt
-    /// ended and stops the agents.
+    /// meanwhile. Then, at once, it stops accepting, ends the open event streams
+    /// (their clients resume elsewhere with `Last-Event-ID`) and tells the prompt
+    /// runner to stop, so that no queued prompt starts any more and running ones
+    /// are asked to end. It lets in-flight requests finish (for at most
+    /// [`DRAIN_WITHIN`]), waits for the runner to record how each running prompt
+    /// ended and to stop the agents, and closes the database pool.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -208,14 +223,29 @@ impl Server {
             stopping.clone(),
         ));
         let streams = self.streams;
+        let signalled = stopping.clone();
         let shutdown = async move {
             shutdown.await;
+            signalled.cancel();
             streams.close_all();
         };
-        let served = axum::serve(self.listener, self.router)
+        let serving = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
-            .await
-            .context("the HTTP server failed");
+            .into_future();
+        tokio::pin!(serving);
+        let served = tokio::select! {
+            served = &mut serving => served.context("the HTTP server failed"),
+            () = async {
+                stopping.cancelled().await;
+                tokio::time::sleep(DRAIN_WITHIN).await;
+            } => {
+                tracing::warn!(
+                    seconds = DRAIN_WITHIN.as_secs(),
+                    "requests were still in flight after the shutdown grace; stopping anyway"
+                );
+                Ok(())
+            }
+        };
         stopping.cancel();
         if let Err(error) = runner.await {
             tracing::error!(%error, "the prompt runner failed");
@@ -227,6 +257,10 @@ impl Server {
         served
     }
 }
+
+/// How long a graceful shutdown waits for requests in flight (event streams end
+/// at once; these are ordinary requests).
+pub const DRAIN_WITHIN: Duration = Duration::from_secs(10);
 
 /// How many sessions one sweep expires at most; the next sweep takes the rest.
 const SWEEP_BATCH: u32 = 500;

@@ -189,6 +189,9 @@ async fn the_echo_agent_answers_in_order_with_plan_tool_call_and_text() {
     let prompt = s.prompt(&api, &id).await;
     assert_eq!(prompt["status"], "completed");
     assert_eq!(prompt["stopReason"], "end_turn");
+    // The agent's own session id is recorded on the session.
+    let details = api.get(&s.path, &s.host, 200).await;
+    assert_eq!(details["agentSessionId"], "echo-session-1");
     server.stop().await;
 }
 
@@ -382,7 +385,15 @@ async fn an_output_storm_becomes_few_rows_and_loses_no_text() {
 
 #[tokio::test]
 async fn closing_the_session_cancels_the_running_prompt() {
-    let server = TestServer::sqlite().await;
+    let pids = tempfile::tempdir().expect("temp dir");
+    let pid_file = pids.path().join("agents");
+    let server = TestServer::sqlite_with(|config| {
+        config.agents.insert(
+            tandem_domain::AgentProfileName::default_profile(),
+            support::echo_recording_pids(&pid_file),
+        );
+    })
+    .await;
     let api = server.client();
     let s = session(&api, &server.admin_key).await;
     let slow = s
@@ -397,8 +408,9 @@ async fn closing_the_session_cancels_the_running_prompt() {
     assert_eq!(kind(events.last().expect("events")), "session.closed");
     position(&events, "prompt.cancelled", &slow);
     position(&events, "prompt.cancelled", &queued);
-    // The runner stops the agent without writing after the close.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The runner stops the agent, and writes nothing after the close.
+    let agent = support::recorded_pids(&pid_file, 1).await[0];
+    support::wait_until_dead(agent).await;
     assert_eq!(
         s.events(&api).await.len(),
         events.len(),
@@ -418,10 +430,18 @@ async fn a_graceful_stop_records_the_running_prompt_and_a_restart_resumes_the_qu
     let first = TestServer::start_with(url.clone(), None, admin).await;
     let api = first.client();
     let s = session(&api, &first.admin_key).await;
-    let slow = s.submit(&api, "/slow 2000\nslow words keep coming").await;
+    let said = "/slow 2000\nslow words keep coming";
+    let slow = s.submit(&api, said).await;
     let waiting = s.submit(&api, "after the restart").await;
-    s.events_until(&api, |event| kind(event) == "prompt.started")
+    // Stop once the agent has begun to answer.
+    let before = s
+        .events_until(&api, |event| {
+            kind(event) == "agent.output"
+                && about(event, &slow)
+                && event["data"]["kind"] == "message"
+        })
         .await;
+    let answered = message(&before, &slow);
     tokio::time::timeout(PATIENCE, first.stop())
         .await
         .expect("the stop waits only a grace period for the agent");
@@ -437,6 +457,13 @@ async fn a_graceful_stop_records_the_running_prompt_and_a_restart_resumes_the_qu
         position(&events, "prompt.failed", &slow) < position(&events, "prompt.started", &waiting),
         "the queue resumed after the interrupted prompt was recorded"
     );
+    // What the agent said before the stop is all still there, and it is the
+    // start of its answer: nothing lost, nothing changed.
+    let kept = message(&events, &slow);
+    assert!(
+        kept.starts_with(&answered) && said.starts_with(&kept),
+        "{answered:?} was streamed, {kept:?} is stored"
+    );
     let seqs: Vec<u64> = events
         .iter()
         .map(|event| event["seq"].as_u64().expect("seq"))
@@ -444,7 +471,7 @@ async fn a_graceful_stop_records_the_running_prompt_and_a_restart_resumes_the_qu
     assert_eq!(
         seqs,
         (1..=seqs.len() as u64).collect::<Vec<_>>(),
-        "no event lost"
+        "the log has no gap"
     );
     second.stop().await;
 }

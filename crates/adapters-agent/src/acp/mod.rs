@@ -6,7 +6,7 @@ mod process;
 mod session;
 mod update;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,12 +25,18 @@ use self::session::AcpSession;
 /// How to run one ACP agent: the command and its arguments, extra environment
 /// variables (added to the server's own), and the working directory that is also
 /// the agent session's `cwd` (the server's current directory when unset).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The agent inherits the server's environment except the variables named in
+/// `withheld_env` (the server's own secrets, such as its database URL: an agent
+/// runs tools on collaborators' prompts and must not see them). `env` is added
+/// after, so a profile can still pass any variable on purpose.
+#[derive(Clone, PartialEq, Eq)]
 pub struct AcpProfile {
     pub command: PathBuf,
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub working_dir: Option<PathBuf>,
+    pub withheld_env: BTreeSet<String>,
 }
 
 impl AcpProfile {
@@ -42,7 +48,22 @@ impl AcpProfile {
             args: Vec::new(),
             env: BTreeMap::new(),
             working_dir: None,
+            withheld_env: BTreeSet::new(),
         }
+    }
+}
+
+/// `env` values are often keys: `Debug` (and so any log of a profile) shows
+/// only their names.
+impl std::fmt::Debug for AcpProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcpProfile")
+            .field("command", &self.command)
+            .field("args", &self.args)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("working_dir", &self.working_dir)
+            .field("withheld_env", &self.withheld_env)
+            .finish()
     }
 }
 

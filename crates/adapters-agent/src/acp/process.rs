@@ -41,7 +41,11 @@ impl AgentProcess {
         profile: &AcpProfile,
         cwd: &Path,
     ) -> Result<(Self, ChildStdin, ChildStdout), AgentError> {
-        let mut child = Command::new(&profile.command)
+        let mut command = Command::new(&profile.command);
+        for name in &profile.withheld_env {
+            command.env_remove(name);
+        }
+        let mut child = command
             .args(&profile.args)
             .envs(&profile.env)
             .current_dir(cwd)

@@ -129,6 +129,10 @@ impl AgentSession for AcpSession {
         }
     }
 
+    fn is_alive(&self) -> bool {
+        self.crash_report().is_none() && self.process.exit_status().is_none()
+    }
+
     async fn cancel(&self) -> Result<(), AgentError> {
         let Some(turn) = self.connection.turn().current() else {
             return Ok(());

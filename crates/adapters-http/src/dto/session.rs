@@ -167,6 +167,9 @@ pub(crate) struct SessionResponse {
     pub(crate) host_user_id: Option<String>,
     /// The agent profile the session runs.
     pub(crate) agent_profile: String,
+    /// The agent's own id for this session, once its agent has started.
+    #[schema(required = true)]
+    pub(crate) agent_session_id: Option<String>,
     pub(crate) mode: SessionMode,
     pub(crate) permission_policy: PermissionPolicy,
     pub(crate) status: SessionStatus,
@@ -203,6 +206,7 @@ impl From<&domain::Session> for SessionResponse {
                 .as_ref()
                 .map(|id| id.as_str().to_owned()),
             agent_profile: session.agent_profile.to_string(),
+            agent_session_id: session.agent_session_id.clone(),
             mode: session.mode.into(),
             permission_policy: session.permission_policy.into(),
             status: session.status().into(),

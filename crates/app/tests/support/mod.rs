@@ -47,6 +47,60 @@ pub(crate) fn config(addr: SocketAddr, database_url: impl Into<String>) -> Confi
     config
 }
 
+/// The echo agent behind a shell that first appends its pid to `pid_file`, so
+/// that a test can check the agent process is gone once it should be.
+pub(crate) fn echo_recording_pids(pid_file: &std::path::Path) -> tandem::AgentProfile {
+    let mut profile = tandem_agent::AcpProfile::new("/bin/sh");
+    profile.args = vec![
+        "-c".to_owned(),
+        r#"echo $$ >> "$1"; exec "$2" echo-agent"#.to_owned(),
+        "sh".to_owned(),
+        pid_file.display().to_string(),
+        env!("CARGO_BIN_EXE_tandem").to_owned(),
+    ];
+    tandem::AgentProfile::Acp(profile)
+}
+
+/// The pids `echo_recording_pids` wrote, once there are `count` of them.
+pub(crate) async fn recorded_pids(pid_file: &std::path::Path, count: usize) -> Vec<u32> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let pids: Vec<u32> = std::fs::read_to_string(pid_file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.trim().parse().ok())
+            .collect();
+        if pids.len() >= count {
+            return pids;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{count} agent pids never appeared in {}",
+            pid_file.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until process `pid` has exited (gone, or a zombie not yet reaped).
+pub(crate) async fn wait_until_dead(pid: u32) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+        });
+        if !alive {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agent process {pid} still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A running server and what a test needs to talk to it.
 pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
