@@ -218,3 +218,65 @@ mod tests {
         assert!(body.contains("\"code\":\"BAD_REQUEST\""), "{body}");
     }
 }
+
+/// Runs every request's handling (extractors, use case, database) as a task of
+/// another runtime, and hands the response back to the connection's own.
+///
+/// Thousands of event streams wake their connections' tasks on every event; on
+/// the serving runtime a request's each await would queue behind them. On its
+/// own runtime a write takes milliseconds however many streams are open, and
+/// only reading the request and writing the answer happen among the streams.
+#[derive(Debug, Clone)]
+pub(crate) struct OnRuntime<S> {
+    inner: S,
+    handle: tokio::runtime::Handle,
+}
+
+impl<S> OnRuntime<S> {
+    pub(crate) fn layer(
+        handle: tokio::runtime::Handle,
+    ) -> impl tower::Layer<S, Service = Self> + Clone {
+        tower::layer::layer_fn(move |inner| Self {
+            inner,
+            handle: handle.clone(),
+        })
+    }
+}
+
+impl<S> tower::Service<Request<Body>> for OnRuntime<S>
+where
+    S: tower::Service<Request<Body>, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Self::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // Each call clones the inner service, which is always ready (a route).
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let inner = self.inner.clone();
+        let task = self
+            .handle
+            .spawn(tower::ServiceExt::oneshot(inner, request));
+        Box::pin(async move {
+            match task.await {
+                Ok(response) => response,
+                Err(error) => {
+                    tracing::error!(%error, "a request's task failed");
+                    Ok(ApiError::internal().into_response())
+                }
+            }
+        })
+    }
+}

@@ -50,6 +50,13 @@ pub struct HttpConfig {
     /// The recorder's handle, to serve `/metrics` and record requests; `None`
     /// serves no `/metrics`.
     pub metrics: Option<PrometheusHandle>,
+    /// How long an event stream stays silent before it sends a keep-alive
+    /// comment (15 s; tests shorten it).
+    pub keep_alive: std::time::Duration,
+    /// A runtime to handle requests on, apart from the one that serves the
+    /// connections (and so writes the event streams); `None` handles them where
+    /// they arrive.
+    pub handlers: Option<tokio::runtime::Handle>,
 }
 
 impl Default for HttpConfig {
@@ -60,6 +67,8 @@ impl Default for HttpConfig {
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             rate_limit: None,
             metrics: None,
+            keep_alive: stream::KEEP_ALIVE,
+            handlers: None,
         }
     }
 }
@@ -91,6 +100,8 @@ pub fn router_with_closer(tandem: Tandem, config: HttpConfig) -> (Router, Stream
         body_limit_bytes,
         rate_limit,
         metrics,
+        keep_alive,
+        handlers,
     } = config;
     let (api, document) = openapi::api_router().split_for_parts();
     let mut app = api.merge(SwaggerUi::new("/docs").url("/openapi.json", document));
@@ -104,12 +115,21 @@ pub fn router_with_closer(tandem: Tandem, config: HttpConfig) -> (Router, Stream
     }
     let app = app
         .fallback(|| async { layers::not_found() })
-        .with_state(AppState::new(tandem, &public_url, rate_limit, shutdown));
+        .with_state(AppState::new(
+            tandem,
+            &public_url,
+            rate_limit,
+            shutdown,
+            keep_alive,
+        ));
     let mut app = layers::apply(app, &cors_origins, body_limit_bytes);
     if metrics.is_some() {
         metrics::describe();
         // Outermost, so that it sees the status the client gets.
         app = app.layer(axum::middleware::from_fn(metrics::record));
+    }
+    if let Some(handle) = handlers {
+        app = app.layer(layers::OnRuntime::layer(handle));
     }
     (app, StreamCloser(Arc::new(closer)))
 }

@@ -29,9 +29,13 @@ impl AppState {
         public_url: &str,
         rate_limit: Option<RateLimit>,
         shutdown: watch::Receiver<bool>,
+        keep_alive: std::time::Duration,
     ) -> Self {
+        let streams = Arc::new(Streams::new(tandem.clone(), shutdown, keep_alive));
+        let observer: Arc<dyn tandem_service::CommitObserver> = streams.clone();
+        tandem.observe_commits(Arc::downgrade(&observer));
         Self {
-            streams: Arc::new(Streams::new(tandem.clone(), shutdown)),
+            streams,
             tandem,
             public_url: Arc::from(public_url.trim_end_matches('/')),
             limiter: rate_limit.map(|limit| Arc::new(WriteLimiter::new(limit))),

@@ -54,6 +54,8 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// How prompts are run (output coalescing, agent leases).
     pub runner: RunnerConfig,
+    /// How long an event stream stays silent before a keep-alive comment (15 s).
+    pub stream_keep_alive: Duration,
 }
 
 /// How a profile's agent is run.
@@ -96,6 +98,7 @@ impl fmt::Debug for Config {
             .field("permission_timeout", &self.permission_timeout)
             .field("sweep_interval", &self.sweep_interval)
             .field("runner", &self.runner)
+            .field("stream_keep_alive", &self.stream_keep_alive)
             .finish()
     }
 }
@@ -150,6 +153,7 @@ impl Config {
             permission_timeout: Duration::from_secs(300),
             sweep_interval: Duration::from_secs(15),
             runner: RunnerConfig::default(),
+            stream_keep_alive: tandem_http::HttpConfig::default().keep_alive,
         }
     }
 

@@ -144,6 +144,45 @@ pub struct Server {
     agents: Agents,
     runner: RunnerConfig,
     sweep_interval: Duration,
+    work: WorkRuntime,
+}
+
+/// The runtime that handles requests, runs prompts and sweeps sessions, apart
+/// from the one that serves connections: with thousands of event streams open,
+/// the serving runtime is busy writing them, and a write or an agent's output
+/// must not wait behind every stream's turn.
+#[derive(Debug)]
+struct WorkRuntime(Option<tokio::runtime::Runtime>);
+
+impl WorkRuntime {
+    fn start() -> anyhow::Result<Self> {
+        let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("tandem-work")
+            .enable_all()
+            .build()
+            .context("cannot start the work runtime")?;
+        Ok(Self(Some(runtime)))
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        self.0
+            .as_ref()
+            .map_or_else(tokio::runtime::Handle::current, |runtime| {
+                runtime.handle().clone()
+            })
+    }
+}
+
+impl Drop for WorkRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            // Whatever is left (nothing, after a graceful stop) is dropped; this
+            // never blocks, so it is safe inside the serving runtime.
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// Builds the server on `listener` (bind port 0 in tests).
@@ -164,12 +203,15 @@ pub async fn build_with_clock(
         .bootstrap_admin_key(config.bootstrap_admin_key.clone())
         .await
         .context("cannot bootstrap the admin API key")?;
+    let work = WorkRuntime::start()?;
     let http = tandem_http::HttpConfig {
         public_url: config.public_url.trim_end_matches('/').to_owned(),
         cors_origins: config.cors_origins.clone(),
         body_limit_bytes: config.body_limit_bytes,
         rate_limit: config.rate_limit,
         metrics: Some(prometheus::handle()?),
+        keep_alive: config.stream_keep_alive,
+        handlers: Some(work.handle()),
     };
     let (router, streams) = tandem_http::router_with_closer(tandem.clone(), http);
     let router = router.into_make_service_with_connect_info::<SocketAddr>();
@@ -182,6 +224,7 @@ pub async fn build_with_clock(
         agents,
         runner: config.runner.clone(),
         sweep_interval: config.sweep_interval,
+        work,
     })
 }
 
@@ -215,13 +258,18 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let stopping = CancellationToken::new();
-        let runner = PromptRunner::new(self.tandem.clone(), self.agents, self.runner)
-            .start(stopping.clone());
-        let sweeper = tokio::spawn(sweep(
-            self.tandem.clone(),
-            self.sweep_interval,
-            stopping.clone(),
-        ));
+        let (runner, sweeper) = {
+            // Both run on the work runtime, as do the tasks they start.
+            let _work = self.work.handle().enter();
+            let runner = PromptRunner::new(self.tandem.clone(), self.agents, self.runner)
+                .start(stopping.clone());
+            let sweeper = tokio::spawn(sweep(
+                self.tandem.clone(),
+                self.sweep_interval,
+                stopping.clone(),
+            ));
+            (runner, sweeper)
+        };
         let streams = self.streams;
         let signalled = stopping.clone();
         let shutdown = async move {

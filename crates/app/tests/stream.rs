@@ -332,6 +332,41 @@ async fn a_stream_opened_during_a_close_ends_with_it(server: TestServer) {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn a_quiet_stream_sends_keep_alive_comments() {
+    let server = TestServer::sqlite_with(|config| {
+        config.stream_keep_alive = Duration::from_millis(300);
+    })
+    .await;
+    let api = server.client();
+    let p = party(&api, &server.admin_key).await;
+    let response = support::http_client()
+        .get(format!("{}{}/events", api.base, p.path))
+        .header("accept", "text/event-stream")
+        .bearer_auth(&p.host)
+        .send()
+        .await
+        .expect("connect");
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    let began = tokio::time::Instant::now();
+    while seen.matches(": keep-alive\n\n").count() < 2 {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("the stream is never silent for long")
+            .expect("open")
+            .expect("bytes");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        began.elapsed() >= Duration::from_millis(550),
+        "two keep-alives are 300 ms apart"
+    );
+    assert!(seen.starts_with("retry: 2000\n\n"), "{seen}");
+    assert!(seen.contains("event: participant.joined"), "{seen}");
+    server.stop().await;
+}
+
 /// Runs each scenario twice: on a fresh SQLite file, and on a fresh Postgres
 /// database (`#[sqlx::test]` makes one per test).
 macro_rules! on_both_stores {

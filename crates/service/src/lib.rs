@@ -21,10 +21,10 @@ mod sessions;
 mod tickets;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, Weak};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tandem_domain::{AgentProfileName, Event, TextLimits};
+use tandem_domain::{AgentProfileName, Event, SessionId, TextLimits};
 use tandem_ports::{Change, Clock, EventBus, SessionStore, StoreError};
 
 pub use api_keys::{CreatedApiKey, MIN_BOOTSTRAP_KEY_LEN};
@@ -91,6 +91,15 @@ impl Default for ServiceConfig {
     }
 }
 
+/// Learns of events right after this process committed them, in the committing
+/// task: for in-process fan-out that need not read back from the log what was
+/// just written. It must be quick and must not block. Events committed by other
+/// processes never reach it (they come through the `EventBus` and the log).
+pub trait CommitObserver: Send + Sync + 'static {
+    /// `events` were committed to `session_id`'s log, in order, with their seqs.
+    fn committed(&self, session_id: SessionId, events: &[Event]);
+}
+
 /// The use cases, over the ports. Cheap to clone.
 #[derive(Clone)]
 pub struct Tandem {
@@ -99,6 +108,7 @@ pub struct Tandem {
     clock: Arc<dyn Clock>,
     config: Arc<ServiceConfig>,
     work: Arc<runner::WorkSignal>,
+    observers: Arc<RwLock<Vec<Weak<dyn CommitObserver>>>>,
 }
 
 impl std::fmt::Debug for Tandem {
@@ -123,7 +133,19 @@ impl Tandem {
             clock,
             config: Arc::new(config),
             work: Arc::default(),
+            observers: Arc::default(),
         }
+    }
+
+    /// Tells `observer` of every commit of this process from now on, for as long
+    /// as it lives.
+    pub fn observe_commits(&self, observer: Weak<dyn CommitObserver>) {
+        let mut observers = self
+            .observers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        observers.retain(|known| known.strong_count() > 0);
+        observers.push(observer);
     }
 
     /// The settings.
@@ -178,11 +200,21 @@ impl Tandem {
         Ok(events)
     }
 
-    /// Wakes the session's subscribers after a commit.
-    fn publish(&self, session_id: tandem_domain::SessionId, events: &[Event]) {
+    /// Hands the committed events to this process's observers, then wakes the
+    /// session's subscribers (on every replica) through the bus.
+    fn publish(&self, session_id: SessionId, events: &[Event]) {
         let Some(last) = events.last() else {
             return;
         };
+        {
+            let observers = self
+                .observers
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for observer in observers.iter().filter_map(Weak::upgrade) {
+                observer.committed(session_id, events);
+            }
+        }
         self.bus.publish(session_id, last.seq);
         metrics::counter!("tandem_events_written_total").increment(events.len() as u64);
         for event in events {

@@ -1,7 +1,9 @@
 //! Fan-out: sessions watched by many SSE subscribers while their hosts post
-//! comments at a set rate. Every comment carries the moment it was sent, so each
-//! subscriber measures publish→deliver itself; each also checks that it received
-//! every event after its cursor exactly once, in order.
+//! comments at a set rate. Each subscriber measures, for every event, publish→
+//! deliver (from the event's `createdAt`, stamped by the server as it commits,
+//! to the moment the subscriber has read it) and send→deliver (from the moment
+//! the host's request was sent, which the comment carries); each also checks
+//! that it received every event after its cursor exactly once, in order.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +21,8 @@ const SETUP_CONCURRENCY: usize = 64;
 const OPEN_CONCURRENCY: usize = 256;
 /// The prefix of a benchmark comment, followed by its send time in µs.
 const MARK: &[u8] = b"bench:";
+/// How many comments of one session may be on their way at once.
+const IN_FLIGHT: usize = 64;
 /// How long after the last publish a subscriber may still be waiting for it.
 const DELIVER_WITHIN: Duration = Duration::from_secs(30);
 
@@ -117,7 +121,10 @@ pub(crate) struct Outcome {
     pub(crate) expected: u64,
     /// From the first publish to the last delivery.
     pub(crate) elapsed: Duration,
+    /// From the event's `createdAt` to its delivery.
     pub(crate) latencies: Latencies,
+    /// From the host's request to the delivery.
+    pub(crate) send_latencies: Latencies,
     /// Comments the hosts posted per second.
     pub(crate) published_per_second: f64,
 }
@@ -171,9 +178,11 @@ pub(crate) async fn publish_and_watch(
         expected: events * subscribers.len() as u64,
         elapsed: Duration::ZERO,
         latencies: Latencies::default(),
+        send_latencies: Latencies::default(),
         published_per_second: crate::stats::per_second(events * count as u64, published),
     };
     let mut samples = Vec::with_capacity(usize::try_from(outcome.expected).unwrap_or(0));
+    let mut send_samples = Vec::with_capacity(samples.capacity());
     for subscriber in subscribers {
         let tally = subscriber.await.context("a subscriber panicked")?;
         outcome.deliveries += tally.received;
@@ -184,12 +193,17 @@ pub(crate) async fn publish_and_watch(
             outcome.elapsed = outcome.elapsed.max(at.duration_since(epoch));
         }
         samples.extend(tally.latencies);
+        send_samples.extend(tally.send_latencies);
     }
     outcome.latencies = Latencies::new(samples);
+    outcome.send_latencies = Latencies::new(send_samples);
     Ok(outcome)
 }
 
-/// Posts `events` comments, one every `period`, starting after `offset`.
+/// Posts `events` comments, one every `period`, starting after `offset`. Open
+/// loop: each comment is sent on its tick whether or not the previous one was
+/// answered (up to `IN_FLIGHT` at once), so that a slow answer does not lower the
+/// rate offered to the server.
 async fn publish(
     api: crate::api::Api,
     session: Session,
@@ -198,13 +212,25 @@ async fn publish(
     offset: Duration,
     epoch: Instant,
 ) -> anyhow::Result<()> {
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let mut sent = tokio::task::JoinSet::new();
     tokio::time::sleep(offset).await;
     let mut ticks = tokio::time::interval(period);
     for _ in 0..events {
         ticks.tick().await;
-        let sent = epoch.elapsed().as_micros();
-        api.comment(&session.id, &session.host, &format!("bench:{sent}"))
-            .await?;
+        let permit = std::sync::Arc::clone(&in_flight).acquire_owned().await?;
+        let (api, session) = (api.clone(), session.clone());
+        sent.spawn(async move {
+            let at = epoch.elapsed().as_micros();
+            let posted = api
+                .comment(&session.id, &session.host, &format!("bench:{at}"))
+                .await;
+            drop(permit);
+            posted
+        });
+    }
+    while let Some(posted) = sent.join_next().await {
+        posted.context("a publisher task panicked")??;
     }
     Ok(())
 }
@@ -215,6 +241,7 @@ struct Tally {
     received: u64,
     in_order: bool,
     latencies: Vec<u32>,
+    send_latencies: Vec<u32>,
     last_at: Option<Instant>,
 }
 
@@ -226,9 +253,11 @@ async fn watch(
     epoch: Instant,
     deadline: tokio::time::Instant,
 ) -> Tally {
+    let expected = usize::try_from(until - after).unwrap_or(0);
     let mut tally = Tally {
         in_order: true,
-        latencies: Vec::with_capacity(usize::try_from(until - after).unwrap_or(0)),
+        latencies: Vec::with_capacity(expected),
+        send_latencies: Vec::with_capacity(expected),
         ..Tally::default()
     };
     let mut last = after;
@@ -244,8 +273,14 @@ async fn watch(
             if let Some(sent) = sent_at(frame.data) {
                 let at = now.duration_since(epoch);
                 tally
-                    .latencies
+                    .send_latencies
                     .push(micros(at.saturating_sub(Duration::from_micros(sent))));
+            }
+            if let Some(created) = created_at(frame.data) {
+                let wall = unix_micros(std::time::SystemTime::now());
+                tally
+                    .latencies
+                    .push(u32::try_from(wall.saturating_sub(created)).unwrap_or(u32::MAX));
             }
         });
         match tokio::time::timeout_at(deadline, read).await {
@@ -269,6 +304,25 @@ fn sent_at(data: &[u8]) -> Option<u64> {
         .ok()
 }
 
+/// The event's `createdAt`, in µs since the Unix epoch.
+fn created_at(data: &[u8]) -> Option<i64> {
+    const FIELD: &[u8] = b"\"createdAt\":\"";
+    let start = memchr::memmem::find(data, FIELD)? + FIELD.len();
+    let end = start + memchr::memchr(b'"', &data[start..])?;
+    let text = std::str::from_utf8(&data[start..end]).ok()?;
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|at| at.timestamp_micros())
+}
+
+/// A wall-clock time in µs since the Unix epoch.
+fn unix_micros(at: std::time::SystemTime) -> i64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|since| i64::try_from(since.as_micros()).ok())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,5 +332,12 @@ mod tests {
         let data = br#"{"seq":9,"data":{"comment":{"text":"bench:123456","id":"x"}}}"#;
         assert_eq!(sent_at(data), Some(123_456));
         assert_eq!(sent_at(br#"{"text":"hello"}"#), None);
+    }
+
+    #[test]
+    fn the_creation_time_is_read_from_the_event() {
+        let data = br#"{"seq":9,"type":"comment.posted","createdAt":"2026-12-01T18:00:00.000250Z","actor":{}}"#;
+        assert_eq!(created_at(data), Some(1_796_148_000_000_250));
+        assert_eq!(created_at(br#"{"seq":9}"#), None);
     }
 }
