@@ -21,8 +21,8 @@ const SETUP_CONCURRENCY: usize = 64;
 const OPEN_CONCURRENCY: usize = 256;
 /// The prefix of a benchmark comment, followed by its send time in µs.
 const MARK: &[u8] = b"bench:";
-/// How many comments of one session may be on their way at once.
-const IN_FLIGHT: usize = 64;
+/// How many comments may be on their way at once, over all sessions.
+const IN_FLIGHT: usize = 256;
 /// How long after the last publish a subscriber may still be waiting for it.
 const DELIVER_WITHIN: Duration = Duration::from_secs(30);
 
@@ -144,6 +144,7 @@ pub(crate) async fn publish_and_watch(
     let mut subscribers = Vec::new();
     let mut publishers = Vec::new();
     let count = watched.len();
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     for (index, watched) in watched.into_iter().enumerate() {
         let until = watched.after + events;
         for stream in watched.streams {
@@ -161,9 +162,12 @@ pub(crate) async fn publish_and_watch(
         publishers.push(tokio::spawn(publish(
             server.api.clone(),
             watched.session,
-            events,
-            period,
-            offset,
+            Schedule {
+                events,
+                period,
+                offset,
+            },
+            std::sync::Arc::clone(&in_flight),
             epoch,
         )));
     }
@@ -200,23 +204,27 @@ pub(crate) async fn publish_and_watch(
     Ok(outcome)
 }
 
-/// Posts `events` comments, one every `period`, starting after `offset`. Open
-/// loop: each comment is sent on its tick whether or not the previous one was
-/// answered (up to `IN_FLIGHT` at once), so that a slow answer does not lower the
-/// rate offered to the server.
-async fn publish(
-    api: crate::api::Api,
-    session: Session,
+/// When a host posts: `events` comments, one every `period`, from `offset`.
+struct Schedule {
     events: u64,
     period: Duration,
     offset: Duration,
+}
+
+/// Posts a session's comments on schedule. Open loop: each comment is sent on its
+/// tick whether or not the previous one was answered (up to `IN_FLIGHT` at once
+/// over all hosts), so that a slow answer does not lower the rate offered.
+async fn publish(
+    api: crate::api::Api,
+    session: Session,
+    schedule: Schedule,
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
     epoch: Instant,
 ) -> anyhow::Result<()> {
-    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let mut sent = tokio::task::JoinSet::new();
-    tokio::time::sleep(offset).await;
-    let mut ticks = tokio::time::interval(period);
-    for _ in 0..events {
+    tokio::time::sleep(schedule.offset).await;
+    let mut ticks = tokio::time::interval(schedule.period);
+    for _ in 0..schedule.events {
         ticks.tick().await;
         let permit = std::sync::Arc::clone(&in_flight).acquire_owned().await?;
         let (api, session) = (api.clone(), session.clone());
