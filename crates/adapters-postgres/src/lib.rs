@@ -7,6 +7,7 @@
 
 mod bus;
 mod rows;
+mod single;
 mod write;
 
 pub use bus::PostgresEventBus;
@@ -148,6 +149,9 @@ impl PostgresStore {
 #[async_trait]
 impl SessionStore for PostgresStore {
     async fn apply(&self, change: Change) -> Result<Vec<Event>, StoreError> {
+        if single::fits(&change) {
+            return single::apply(&self.pool, &change).await;
+        }
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let events = write::apply(&mut tx, &change).await?;
         tx.commit().await.map_err(map_err)?;
@@ -244,6 +248,32 @@ impl SessionStore for PostgresStore {
             .await
             .map_err(map_err)?;
         convert(rows)
+    }
+
+    async fn session_with_participant(
+        &self,
+        session_id: SessionId,
+        participant_id: ParticipantId,
+    ) -> Result<(Session, Participant), StoreError> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let session: Vec<String> = SESSION_COLUMNS
+                .split(',')
+                .map(|column| format!("s.{}", column.trim()))
+                .collect();
+            format!(
+                "SELECT {}, {} FROM sessions s JOIN participants p ON p.session_id = s.id
+                  WHERE s.id = $1 AND p.id = $2",
+                session.join(", "),
+                rows::ACTING_PARTICIPANT_COLUMNS
+            )
+        });
+        let row: rows::ActingRow = sqlx::query_as(&SQL)
+            .bind(session_id.as_uuid())
+            .bind(participant_id.as_uuid())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.try_into()
     }
 
     async fn participant(&self, id: ParticipantId) -> Result<Participant, StoreError> {

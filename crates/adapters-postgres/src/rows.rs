@@ -153,6 +153,48 @@ impl TryFrom<ParticipantRow> for Participant {
     }
 }
 
+/// A session and one of its participants, read together; the participant's
+/// columns carry a `p_` prefix.
+#[derive(FromRow)]
+pub(crate) struct ActingRow {
+    #[sqlx(flatten)]
+    session: SessionRow,
+    p_id: Uuid,
+    p_session_id: Uuid,
+    p_user_id: Option<String>,
+    p_display_name: String,
+    p_role: String,
+    p_joined_at: DateTime<Utc>,
+    p_left_at: Option<DateTime<Utc>>,
+    p_removed_by: Option<Uuid>,
+    p_version: i32,
+}
+
+/// The participant columns of an `ActingRow`, as a join selects them (`p`).
+pub(crate) const ACTING_PARTICIPANT_COLUMNS: &str = "p.id AS p_id, p.session_id AS p_session_id,
+    p.user_id AS p_user_id, p.display_name AS p_display_name, p.role AS p_role,
+    p.joined_at AS p_joined_at, p.left_at AS p_left_at, p.removed_by AS p_removed_by,
+    p.version AS p_version";
+
+impl TryFrom<ActingRow> for (Session, Participant) {
+    type Error = StoreError;
+
+    fn try_from(row: ActingRow) -> Result<Self, StoreError> {
+        let participant = ParticipantRow {
+            id: row.p_id,
+            session_id: row.p_session_id,
+            user_id: row.p_user_id,
+            display_name: row.p_display_name,
+            role: row.p_role,
+            joined_at: row.p_joined_at,
+            left_at: row.p_left_at,
+            removed_by: row.p_removed_by,
+            version: row.p_version,
+        };
+        Ok((row.session.try_into()?, participant.try_into()?))
+    }
+}
+
 #[derive(FromRow)]
 pub(crate) struct InviteRow {
     id: Uuid,

@@ -8,6 +8,7 @@
 //! so that a committed change survives a power loss.
 
 mod rows;
+mod single;
 mod time;
 mod write;
 
@@ -171,6 +172,10 @@ impl SqliteStore {
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn apply(&self, change: Change) -> Result<Vec<Event>, StoreError> {
+        if single::fits(&change) {
+            let mut conn = self.writer.acquire().await.map_err(map_err)?;
+            return single::apply(&mut conn, &change).await;
+        }
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         let events = write::apply(&mut tx, &change).await?;
         tx.commit().await.map_err(map_err)?;
@@ -266,6 +271,32 @@ impl SessionStore for SqliteStore {
             .await
             .map_err(map_err)?;
         convert(rows)
+    }
+
+    async fn session_with_participant(
+        &self,
+        session_id: SessionId,
+        participant_id: ParticipantId,
+    ) -> Result<(Session, Participant), StoreError> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let session: Vec<String> = SESSION_COLUMNS
+                .split(',')
+                .map(|column| format!("s.{}", column.trim()))
+                .collect();
+            format!(
+                "SELECT {}, {} FROM sessions s JOIN participants p ON p.session_id = s.id
+                  WHERE s.id = ?1 AND p.id = ?2",
+                session.join(", "),
+                rows::ACTING_PARTICIPANT_COLUMNS
+            )
+        });
+        let row: rows::ActingRow = sqlx::query_as(&SQL)
+            .bind(session_id.as_uuid())
+            .bind(participant_id.as_uuid())
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err)?;
+        row.try_into()
     }
 
     async fn participant(&self, id: ParticipantId) -> Result<Participant, StoreError> {

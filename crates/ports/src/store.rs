@@ -295,6 +295,15 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The participant with this id; `NotFound` if there is none.
     async fn participant(&self, id: ParticipantId) -> Result<Participant, StoreError>;
 
+    /// A session and one of its participants, read together in one round trip:
+    /// what a participant's write is authorized against. `NotFound` if the
+    /// session does not exist or the participant is not one of its.
+    async fn session_with_participant(
+        &self,
+        session_id: SessionId,
+        participant_id: ParticipantId,
+    ) -> Result<(Session, Participant), StoreError>;
+
     /// The participant holding this token (present or not: the caller decides);
     /// `NotFound` if no participant has it.
     async fn participant_by_token(&self, token_hash: &TokenHash)

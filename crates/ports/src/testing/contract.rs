@@ -438,6 +438,40 @@ pub async fn failed_change_leaves_nothing_behind<S: SessionStore>(store: S) {
             .last_seq,
         Seq::new(3)
     );
+
+    // And the store writes on as before.
+    let (_, fourth) = comment(&new, "four", 40);
+    let written = store.apply(fourth).await.expect("a later comment");
+    assert_eq!(seqs(&written), vec![4]);
+}
+
+/// A session and one of its participants come back together, both as stored; a
+/// participant of another session, or an unknown one, is not found.
+pub async fn session_with_participant_reads_both<S: SessionStore>(store: S) {
+    let new = session();
+    let other = session();
+    create(&store, &new).await;
+    create(&store, &other).await;
+    let id = new.created.session.id;
+    let host = &new.created.host;
+    let (session, participant) = store
+        .session_with_participant(id, host.id)
+        .await
+        .expect("read");
+    assert_eq!(session, store.session(id).await.expect("session"));
+    assert_eq!(&participant, host);
+    assert!(matches!(
+        store
+            .session_with_participant(id, other.created.host.id)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store
+            .session_with_participant(SessionId::from_uuid(Uuid::now_v7()), host.id)
+            .await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 /// Updates carry the version they read; a stale version is a `Conflict`.

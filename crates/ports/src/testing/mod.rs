@@ -36,6 +36,7 @@ macro_rules! for_each_contract_test {
             concurrent_writers_get_gapless_seqs,
             concurrent_approvals_exactly_one_wins,
             failed_change_leaves_nothing_behind,
+            session_with_participant_reads_both,
             stale_update_is_a_conflict,
             ended_session_refuses_further_changes,
             duplicate_token_is_a_duplicate,
