@@ -14,15 +14,25 @@ impl Tandem {
     /// Recognises a bearer token: a present participant's or an API key's.
     /// Unknown tokens and revoked keys are `Unauthenticated`; a departed
     /// participant's token is `ParticipantGone`.
+    ///
+    /// A participant token that was recognised before is not looked up again:
+    /// which participant a token belongs to never changes, and whether that
+    /// participant is still present (and in which role) is read afresh by every
+    /// use of the caller (`visible_session`, `acting`) in the same round trip as
+    /// its session.
     pub async fn authenticate(&self, bearer: &str) -> Result<Caller, ServiceError> {
         let hash = hash_token(bearer);
         if bearer.starts_with(TokenKind::Participant.prefix()) {
+            if let Some(participant) = self.known_tokens.get(&hash) {
+                return Ok(Caller::Participant(participant));
+            }
             let participant = self
                 .store
                 .participant_by_token(&hash)
                 .await
                 .map_err(missing_means(ServiceError::Unauthenticated))?;
             return if participant.is_present() {
+                self.known_tokens.insert(hash, &participant);
                 Ok(Caller::Participant(participant))
             } else {
                 Err(ServiceError::ParticipantGone)
@@ -52,32 +62,29 @@ impl Tandem {
     /// Reads a session the caller may see, settling lazy expiry. A key of another
     /// workspace or a participant of another session gets `NotFound`, so that
     /// existence does not leak.
+    /// A participant who left or was removed gets `ParticipantGone`.
     pub(crate) async fn visible_session(
         &self,
         caller: &Caller,
         id: SessionId,
     ) -> Result<Session, ServiceError> {
-        let session = self
-            .store
-            .session(id)
-            .await
-            .map_err(read_error(Resource::Session))?;
         match caller {
             Caller::ApiKey(key) => {
+                let session = self
+                    .store
+                    .session(id)
+                    .await
+                    .map_err(read_error(Resource::Session))?;
                 if key.workspace_id != session.workspace_id {
                     return Err(ServiceError::NotFound(Resource::Session));
                 }
                 if !key.allows(Scope::SessionsRead) {
                     return Err(ServiceError::MissingScope(Scope::SessionsRead));
                 }
+                self.settle(session).await
             }
-            Caller::Participant(participant) => {
-                if participant.session_id != id {
-                    return Err(ServiceError::NotFound(Resource::Session));
-                }
-            }
+            Caller::Participant(_) => self.acting(caller, id).await.map(|(session, _)| session),
         }
-        self.settle(session).await
     }
 
     /// The session and the acting participant, for a participant's write.
@@ -89,16 +96,20 @@ impl Tandem {
         let Caller::Participant(participant) = caller else {
             return Err(ServiceError::ParticipantRequired);
         };
-        let session = self.visible_session(caller, id).await?;
-        // Re-read the participant: its role may have changed since authentication.
-        let participant = self
+        if participant.session_id != id {
+            return Err(ServiceError::NotFound(Resource::Session));
+        }
+        // Both read afresh, in one round trip: the role may have changed, or the
+        // participant left, since the caller was authenticated.
+        let (session, participant) = self
             .store
-            .participant(participant.id)
+            .session_with_participant(id, participant.id)
             .await
-            .map_err(read_error(Resource::Participant))?;
+            .map_err(read_error(Resource::Session))?;
         if !participant.is_present() {
             return Err(ServiceError::ParticipantGone);
         }
+        let session = self.settle(session).await?;
         Ok((session, participant))
     }
 

@@ -114,3 +114,34 @@ mod tests {
         assert!(!format!("{secret:?}").contains(&secret.expose()[8..]));
     }
 }
+
+/// Participant tokens seen before, by hash: which participant a token belongs
+/// to never changes, so a request need not look it up again. Bounded: when
+/// full, it starts over (a miss costs one lookup).
+#[derive(Debug, Default)]
+pub(crate) struct KnownTokens(std::sync::Mutex<std::collections::HashMap<TokenHash, Participant>>);
+
+/// How many participant tokens are remembered at most.
+const KNOWN_TOKENS: usize = 100_000;
+
+impl KnownTokens {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<TokenHash, Participant>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The participant as it was when its token was first recognised; callers
+    /// read its presence and role afresh before relying on them.
+    pub(crate) fn get(&self, hash: &TokenHash) -> Option<Participant> {
+        self.map().get(hash).cloned()
+    }
+
+    pub(crate) fn insert(&self, hash: TokenHash, participant: &Participant) {
+        let mut map = self.map();
+        if map.len() >= KNOWN_TOKENS {
+            map.clear();
+        }
+        map.insert(hash, participant.clone());
+    }
+}

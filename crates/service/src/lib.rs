@@ -109,6 +109,7 @@ pub struct Tandem {
     config: Arc<ServiceConfig>,
     work: Arc<runner::WorkSignal>,
     observers: Arc<RwLock<Vec<Weak<dyn CommitObserver>>>>,
+    known_tokens: Arc<credentials::KnownTokens>,
 }
 
 impl std::fmt::Debug for Tandem {
@@ -134,6 +135,7 @@ impl Tandem {
             config: Arc::new(config),
             work: Arc::default(),
             observers: Arc::default(),
+            known_tokens: Arc::default(),
         }
     }
 

@@ -103,6 +103,25 @@ impl Harness {
     }
 
     /// Authenticates a bearer token that must be valid.
+    /// A departed participant's token works no more: either it is refused at
+    /// once, or (recognised before, on this server) its next use is.
+    pub(crate) async fn assert_token_gone(&self, token: &str, session: tandem_domain::SessionId) {
+        match self.tandem.authenticate(token).await {
+            Err(tandem_service::ServiceError::ParticipantGone) => {}
+            Ok(caller) => {
+                let used = self
+                    .tandem
+                    .list_comments(&caller, session, tandem_ports::Page::first(10))
+                    .await;
+                assert!(
+                    matches!(used, Err(tandem_service::ServiceError::ParticipantGone)),
+                    "a departed participant's token was used: {used:?}"
+                );
+            }
+            Err(other) => panic!("expected ParticipantGone, got {other:?}"),
+        }
+    }
+
     pub(crate) async fn caller(&self, token: &str) -> Caller {
         self.tandem
             .authenticate(token)
