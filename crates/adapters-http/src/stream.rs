@@ -242,7 +242,6 @@ impl Streams {
         };
         let subscriber = Subscriber {
             tandem: self.tandem.clone(),
-            caller,
             me,
             session,
             sent: after,
@@ -327,7 +326,8 @@ enum Phase {
 /// One client's stream: the state its body is polled with.
 struct Subscriber {
     tandem: Tandem,
-    caller: Caller,
+    /// The participant the stream is for (none for an API key): its own
+    /// departure ends it.
     me: Option<ParticipantId>,
     session: SessionId,
     /// The seq of the last event sent.
@@ -371,17 +371,15 @@ impl Subscriber {
     /// One page of the log after `sent`, as one chunk (`None` when there was
     /// nothing to send). Moves on to live once the log is exhausted.
     async fn catch_up(&mut self, first: bool) -> Option<Bytes> {
-        // Boxed: the read's state is large and only needed while it runs, so an
-        // idle stream does not carry it.
-        let read = Box::pin(
-            self.tandem
-                .events(&self.caller, self.session, self.sent, PAGE),
-        );
+        // The caller was authorized when the stream opened; a participant who
+        // left or was removed meanwhile meets that event in order and the stream
+        // ends there. Boxed: the read's state is large and only needed while it
+        // runs, so an idle stream does not carry it.
+        let read = Box::pin(self.tandem.store().events(self.session, self.sent, PAGE));
         let events = match read.await {
             Ok(events) => events,
             Err(error) => {
-                // Refused (removed meanwhile, session gone) or the store failed:
-                // the stream ends and the client resumes later.
+                // The store failed: the stream ends and the client resumes later.
                 tracing::debug!(%error, session_id = %self.session, "a stream stops: its events cannot be read");
                 self.phase = Phase::Done;
                 return None;

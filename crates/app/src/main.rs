@@ -44,6 +44,14 @@ struct Settings {
         hide_env_values = true
     )]
     database_url: String,
+    /// Connections to PostgreSQL this server keeps at most (SQLite ignores it).
+    #[arg(
+        long,
+        env = "TANDEM_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
+    database_max_connections: u32,
     /// The server's URL as clients reach it, for invite links [default: `http://LISTEN`].
     #[arg(long, env = "TANDEM_PUBLIC_URL", global = true)]
     public_url: Option<String>,
@@ -141,6 +149,7 @@ enum ApiKeyCommand {
 impl Settings {
     fn config(&self) -> anyhow::Result<Config> {
         let mut config = Config::new(self.listen, self.database_url.clone());
+        config.database_max_connections = self.database_max_connections;
         if let Some(url) = &self.public_url {
             config.public_url.clone_from(url);
         }

@@ -285,6 +285,25 @@ async fn whole_flow(server: &TestServer) {
         .await;
     api.get(&s, &ada, 401).await;
 
+    // The agent has begun on the queue (the host's prompts run directly).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let page = api.get(&format!("{s}/events?limit=200"), &host, 200).await;
+        let started = page["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|event| event["type"] == "prompt.started");
+        if started {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no prompt started within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
     // The host closes the session with a summary; nothing more can be written.
     let closed = api
         .post(
