@@ -7,6 +7,7 @@
 //! order, agent text changed); a missed speed target is reported, not fatal.
 
 mod api;
+mod post;
 mod report;
 mod scenarios;
 mod server;

@@ -1,12 +1,13 @@
 //! Durable writes: writers post comments as fast as the server takes them, each
 //! waiting for its answer (so every counted comment is committed), spread over
-//! several sessions or all on one.
+//! several sessions or all on one. Each writer is one keep-alive connection.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 
+use crate::post::Poster;
 use crate::server::Server;
 use crate::stats::{Latencies, micros};
 
@@ -34,17 +35,20 @@ pub(crate) async fn run(
         .context("creating sessions")?;
     let began = Instant::now();
     let stop_at = began + duration;
+    let addr = server.addr;
     let tasks: Vec<_> = (0..writers)
         .map(|writer| {
             let session = created[writer % created.len()].clone();
-            let api = server.api.clone();
             tokio::spawn(async move {
+                let path = format!("/v1/sessions/{}/comments", session.id);
+                let mut poster = Poster::connect(addr, &path, &session.host).await?;
                 let mut latencies = Vec::new();
                 let mut n = 0u64;
                 while Instant::now() < stop_at {
+                    let body = format!(r#"{{"text":"writer {writer} comment {n}"}}"#);
                     let sent = Instant::now();
-                    api.comment(&session.id, &session.host, &format!("writer {writer} #{n}"))
-                        .await?;
+                    let status = poster.post(&body).await?;
+                    anyhow::ensure!(status == 201, "a comment was answered {status}");
                     latencies.push(micros(sent.elapsed()));
                     n += 1;
                 }

@@ -1,0 +1,77 @@
+//! A lean writer: one keep-alive TCP connection sending the same kind of JSON
+//! `POST` over and over, with just enough HTTP/1.1 to read each answer's status
+//! and skip its body. The durable-write scenarios use it so that the load
+//! generator's own cost stays small next to the server's.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, bail};
+use memchr::memmem;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One connection posting to one path as one bearer.
+#[derive(Debug)]
+pub(crate) struct Poster {
+    socket: TcpStream,
+    /// The request line and headers up to `Content-Length: `.
+    head: String,
+    request: Vec<u8>,
+    answer: Vec<u8>,
+}
+
+impl Poster {
+    pub(crate) async fn connect(addr: SocketAddr, path: &str, token: &str) -> anyhow::Result<Self> {
+        let socket = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("cannot connect to {addr}"))?;
+        socket.set_nodelay(true)?;
+        Ok(Self {
+            socket,
+            head: format!(
+                "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/json\r\nContent-Length: "
+            ),
+            request: Vec::with_capacity(512),
+            answer: Vec::with_capacity(2048),
+        })
+    }
+
+    /// Sends `body` and returns the answer's status once the whole answer is read.
+    pub(crate) async fn post(&mut self, body: &str) -> anyhow::Result<u16> {
+        self.request.clear();
+        self.request.extend_from_slice(self.head.as_bytes());
+        self.request
+            .extend_from_slice(format!("{}\r\n\r\n", body.len()).as_bytes());
+        self.request.extend_from_slice(body.as_bytes());
+        self.socket.write_all(&self.request).await?;
+        self.answer.clear();
+        let head_end = loop {
+            if let Some(at) = memmem::find(&self.answer, b"\r\n\r\n") {
+                break at + 4;
+            }
+            if self.socket.read_buf(&mut self.answer).await? == 0 {
+                bail!("the server closed the connection");
+            }
+        };
+        let head = std::str::from_utf8(&self.answer[..head_end]).context("a non-UTF-8 head")?;
+        let status = head
+            .get(9..12)
+            .and_then(|code| code.parse().ok())
+            .context("no status in the answer")?;
+        let length: usize = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .context("an answer without Content-Length")?;
+        while self.answer.len() < head_end + length {
+            if self.socket.read_buf(&mut self.answer).await? == 0 {
+                bail!("the server closed the connection mid-answer");
+            }
+        }
+        Ok(status)
+    }
+}
