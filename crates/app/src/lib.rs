@@ -277,7 +277,14 @@ impl Server {
             signalled.cancel();
             streams.close_all();
         };
-        let serving = axum::serve(self.listener, self.router)
+        // Event frames are small and must go out as they are written, not wait
+        // for the client's delayed acknowledgement of the previous one (Nagle).
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |connection| {
+            if let Err(error) = connection.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+            }
+        });
+        let serving = axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)
             .into_future();
         tokio::pin!(serving);

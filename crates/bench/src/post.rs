@@ -10,6 +10,9 @@ use memchr::memmem;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+static HEAD_END: std::sync::LazyLock<memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memmem::Finder::new(b"\r\n\r\n"));
+
 /// One connection posting to one path as one bearer.
 #[derive(Debug)]
 pub(crate) struct Poster {
@@ -47,7 +50,7 @@ impl Poster {
         self.socket.write_all(&self.request).await?;
         self.answer.clear();
         let head_end = loop {
-            if let Some(at) = memmem::find(&self.answer, b"\r\n\r\n") {
+            if let Some(at) = HEAD_END.find(&self.answer) {
                 break at + 4;
             }
             if self.socket.read_buf(&mut self.answer).await? == 0 {

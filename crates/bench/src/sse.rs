@@ -15,6 +15,12 @@ const READ_SIZE: usize = 4096;
 /// The longest response head accepted.
 const MAX_HEAD: usize = 16 * 1024;
 
+/// Finders built once: building one costs more than a search of a frame.
+static HEAD_END: std::sync::LazyLock<memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memmem::Finder::new(b"\r\n\r\n"));
+static FRAME_END: std::sync::LazyLock<memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memmem::Finder::new(b"\n\n"));
+
 /// One SSE frame as it arrived.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Frame<'a> {
@@ -53,7 +59,7 @@ impl Stream {
         socket.write_all(request.as_bytes()).await?;
         let mut raw = Vec::with_capacity(READ_SIZE);
         let head_end = loop {
-            if let Some(at) = memmem::find(&raw, b"\r\n\r\n") {
+            if let Some(at) = HEAD_END.find(&raw) {
                 break at + 4;
             }
             if raw.len() > MAX_HEAD {
@@ -165,7 +171,7 @@ impl Decoder {
         }
         self.raw.drain(..at);
         let mut start = 0;
-        while let Some(end) = memmem::find(&self.text[start..], b"\n\n") {
+        while let Some(end) = FRAME_END.find(&self.text[start..]) {
             if let Some(frame) = parse(&self.text[start..start + end]) {
                 each(frame);
             }

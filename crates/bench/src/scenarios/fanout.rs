@@ -269,6 +269,9 @@ async fn watch(
         ..Tally::default()
     };
     let mut last = after;
+    // One timer for the whole watch, not one per read.
+    let give_up = tokio::time::sleep_until(deadline);
+    tokio::pin!(give_up);
     while last < until {
         let read = stream.next(|frame| {
             let now = Instant::now();
@@ -291,9 +294,13 @@ async fn watch(
                     .push(u32::try_from(wall.saturating_sub(created)).unwrap_or(u32::MAX));
             }
         });
-        match tokio::time::timeout_at(deadline, read).await {
-            Ok(Ok(true)) => {}
-            Ok(Ok(false) | Err(_)) | Err(_) => break,
+        tokio::select! {
+            biased;
+            read = read => match read {
+                Ok(true) => {}
+                Ok(false) | Err(_) => break,
+            },
+            () = &mut give_up => break,
         }
     }
     tally
@@ -301,7 +308,9 @@ async fn watch(
 
 /// The send time (µs after the epoch) a benchmark comment carries.
 fn sent_at(data: &[u8]) -> Option<u64> {
-    let start = memchr::memmem::find(data, MARK)? + MARK.len();
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(MARK));
+    let start = FINDER.find(data)? + MARK.len();
     let digits = data[start..]
         .iter()
         .take_while(|byte| byte.is_ascii_digit())
@@ -315,7 +324,9 @@ fn sent_at(data: &[u8]) -> Option<u64> {
 /// The event's `createdAt`, in µs since the Unix epoch.
 fn created_at(data: &[u8]) -> Option<i64> {
     const FIELD: &[u8] = b"\"createdAt\":\"";
-    let start = memchr::memmem::find(data, FIELD)? + FIELD.len();
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(FIELD));
+    let start = FINDER.find(data)? + FIELD.len();
     let end = start + memchr::memchr(b'"', &data[start..])?;
     let text = std::str::from_utf8(&data[start..end]).ok()?;
     chrono::DateTime::parse_from_rfc3339(text)
