@@ -605,6 +605,15 @@ impl SessionStore for SqliteStore {
         })
     }
 
+    async fn purge_stream_tickets(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM stream_tickets WHERE expires_at <= ?1")
+            .bind(micros(now))
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(result.rows_affected())
+    }
+
     async fn acquire_agent_lease(
         &self,
         session_id: SessionId,

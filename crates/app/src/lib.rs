@@ -320,8 +320,9 @@ pub const DRAIN_WITHIN: Duration = Duration::from_secs(10);
 /// How many sessions one sweep expires at most; the next sweep takes the rest.
 const SWEEP_BATCH: u32 = 500;
 
-/// Closes expired and idle sessions every `interval` until `stopping`. Each
-/// session ends once, whichever replica sweeps it first.
+/// Closes expired and idle sessions every `interval` until `stopping`, and
+/// deletes stream tickets past their minute. Each session ends once, whichever
+/// replica sweeps it first.
 async fn sweep(tandem: Tandem, interval: Duration, stopping: CancellationToken) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -334,6 +335,9 @@ async fn sweep(tandem: Tandem, interval: Duration, stopping: CancellationToken) 
             Ok(0) => {}
             Ok(ended) => tracing::info!(ended, "expired sessions closed"),
             Err(error) => tracing::warn!(%error, "sweeping expired sessions failed"),
+        }
+        if let Err(error) = tandem.purge_stream_tickets().await {
+            tracing::warn!(%error, "purging expired stream tickets failed");
         }
     }
 }

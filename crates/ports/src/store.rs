@@ -429,6 +429,10 @@ pub trait SessionStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<StreamTicket, StoreError>;
 
+    /// Deletes the tickets that expired before `now`, used or not (they can never
+    /// open a stream again); returns how many.
+    async fn purge_stream_tickets(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
     // ----- agent leases -----
 
     /// Takes or renews the lease on running `session_id`'s agent for `holder`, valid

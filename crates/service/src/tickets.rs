@@ -22,6 +22,15 @@ pub struct IssuedTicket {
 }
 
 impl Tandem {
+    /// Deletes the stream tickets that have expired (used or not); returns how
+    /// many. The sweeper calls it.
+    pub async fn purge_stream_tickets(&self) -> Result<u64, ServiceError> {
+        self.store
+            .purge_stream_tickets(self.now())
+            .await
+            .map_err(ServiceError::Store)
+    }
+
     /// Issues a one-use stream ticket for a session the caller may read.
     pub async fn create_stream_ticket(
         &self,

@@ -1760,6 +1760,22 @@ pub async fn stream_tickets_are_used_once_and_expire<S: SessionStore + Clone>(st
         store.redeem_stream_ticket(&token(), at(1)).await,
         Err(StoreError::NotFound)
     ));
+
+    // Expired tickets are purged, used or not; a live one stays usable.
+    let live = token();
+    store
+        .insert_stream_ticket(
+            &live,
+            &crate::StreamTicket {
+                expires_at: at(200),
+                ..participant_ticket
+            },
+        )
+        .await
+        .expect("insert");
+    assert_eq!(store.purge_stream_tickets(at(100)).await.expect("purge"), 3);
+    assert_eq!(store.purge_stream_tickets(at(100)).await.expect("purge"), 0);
+    assert!(store.redeem_stream_ticket(&live, at(150)).await.is_ok());
 }
 
 /// One holder at a time: a lease is renewed by its holder, refused to others until

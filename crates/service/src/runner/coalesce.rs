@@ -31,11 +31,32 @@ struct TextRun {
     raw: Value,
 }
 
+/// Where a chunk's own JSON holds its text: an ACP `session/update`, or an
+/// OpenAI-compatible stream chunk.
+const fn text_pointers(kind: AgentOutputKind) -> &'static [&'static str] {
+    match kind {
+        AgentOutputKind::Message => &["/content/text", "/choices/0/delta/content"],
+        AgentOutputKind::Thought => &[
+            "/content/text",
+            "/choices/0/delta/reasoning_content",
+            "/choices/0/delta/reasoning",
+        ],
+        AgentOutputKind::ToolCall
+        | AgentOutputKind::ToolCallUpdate
+        | AgentOutputKind::Plan
+        | AgentOutputKind::Other => &[],
+    }
+}
+
 impl TextRun {
     /// The merged run as one output: the first chunk's JSON carrying all the text.
     fn finish(self, prompt_id: PromptId) -> AgentOutput {
         let mut raw = self.raw;
-        if let Some(text) = raw.pointer_mut("/content/text") {
+        let slot = text_pointers(self.kind)
+            .iter()
+            .find(|pointer| raw.pointer(pointer).is_some_and(Value::is_string))
+            .and_then(|pointer| raw.pointer_mut(pointer));
+        if let Some(text) = slot {
             *text = Value::String(self.text.clone());
         }
         AgentOutput {
@@ -160,6 +181,33 @@ mod tests {
         assert_eq!(out[0].raw["sessionUpdate"], "agent_message_chunk");
         assert!(buffer.drain().is_empty(), "drained");
         assert_eq!(buffer.deadline(), None);
+    }
+
+    #[test]
+    fn merged_openai_chunks_carry_the_whole_text_in_their_json() {
+        let mut buffer = coalescer(1 << 20);
+        let now = Instant::now();
+        for (id, text) in [("c1", "Hel"), ("c2", "lo")] {
+            buffer.push(
+                AgentOutputKind::Message,
+                Some(text.to_owned()),
+                json!({ "id": id, "choices": [{ "index": 0, "delta": { "content": text } }] }),
+                now,
+            );
+        }
+        buffer.push(
+            AgentOutputKind::Thought,
+            Some("hmm".to_owned()),
+            json!({ "choices": [{ "delta": { "reasoning_content": "hmm" } }] }),
+            now,
+        );
+        let out = buffer.drain();
+        assert_eq!(out[0].raw["choices"][0]["delta"]["content"], "Hello");
+        assert_eq!(out[0].raw["id"], "c1", "the first chunk's own JSON");
+        assert_eq!(
+            out[1].raw["choices"][0]["delta"]["reasoning_content"],
+            "hmm"
+        );
     }
 
     #[test]
