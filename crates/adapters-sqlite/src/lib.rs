@@ -7,6 +7,7 @@
 //! change commits with its events in one transaction, with `synchronous = FULL`
 //! so that a committed change survives a power loss.
 
+mod group;
 mod rows;
 mod single;
 mod time;
@@ -33,6 +34,7 @@ use tandem_ports::{
     StreamTicket, TicketHolder, TokenHash,
 };
 
+use crate::group::GroupWriter;
 use crate::rows::{
     ApiKeyRow, CommentRow, EventRow, InviteRow, ParticipantRow, PermissionRequestRow, PromptRow,
     SessionRow, scopes_text,
@@ -45,11 +47,13 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 /// How long a connection waits for a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A `SessionStore` in one SQLite file. Cheap to clone: clones share the pools.
+/// A `SessionStore` in one SQLite file. Cheap to clone: clones share the pools
+/// and the group-commit writer.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    group: GroupWriter,
 }
 
 /// Maps sqlx errors onto the port's: a unique violation is a duplicate, a missing
@@ -133,7 +137,12 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(StoreError::backend)?;
-        Ok(Self { writer, reader })
+        let group = GroupWriter::start(writer.clone())?;
+        Ok(Self {
+            writer,
+            reader,
+            group,
+        })
     }
 
     /// Closes both pools, waiting for connections in use to be returned.
@@ -173,8 +182,7 @@ impl SqliteStore {
 impl SessionStore for SqliteStore {
     async fn apply(&self, change: Change) -> Result<Vec<Event>, StoreError> {
         if single::fits(&change) {
-            let mut conn = self.writer.acquire().await.map_err(map_err)?;
-            return single::apply(&mut conn, &change).await;
+            return self.group.apply(change).await;
         }
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         let events = write::apply(&mut tx, &change).await?;

@@ -1,8 +1,9 @@
 //! The one-trip write. A change whose writes are all plain inserts (a comment, a
 //! prompt) and which emits events — the changes people and agents make most —
 //! goes to the writer connection's thread as one batch of statements, BEGIN to
-//! COMMIT, instead of one trip per statement (each trip is a hand-over to that
-//! thread and back). The guarantees are those of `write::apply`.
+//! COMMIT (or, in a group commit, SAVEPOINT to RELEASE), instead of one trip per
+//! statement (each trip is a hand-over to that thread and back). The guarantees
+//! are those of `write::apply`.
 //!
 //! Every event's seq is computed from the session row under the same conditions
 //! the session update checks (active, and the lease for a runner's change): when
@@ -67,10 +68,45 @@ impl<'q> Batch<'q> {
     }
 }
 
-/// Writes `change` in one trip to the writer thread (two when it is refused).
+/// How a batch is bracketed: its own transaction, or a savepoint inside a group
+/// commit's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bracket {
+    Transaction,
+    Savepoint,
+}
+
+impl Bracket {
+    const fn open(self) -> &'static str {
+        match self {
+            Self::Transaction => "BEGIN IMMEDIATE;",
+            Self::Savepoint => "SAVEPOINT change;",
+        }
+    }
+
+    const fn close(self) -> &'static str {
+        match self {
+            Self::Transaction => "; COMMIT;",
+            Self::Savepoint => "; RELEASE change;",
+        }
+    }
+
+    /// What undoes a batch that stopped half-way.
+    const fn undo(self) -> &'static str {
+        match self {
+            Self::Transaction => "ROLLBACK",
+            Self::Savepoint => "ROLLBACK TO change; RELEASE change",
+        }
+    }
+}
+
+/// Writes `change` in one trip to the writer thread (two when it is refused),
+/// bracketed as asked: with `Savepoint`, the caller's transaction must be open
+/// and nothing is durable before the caller commits it.
 pub(crate) async fn apply(
     conn: &mut PoolConnection<Sqlite>,
     change: &Change,
+    bracket: Bracket,
 ) -> Result<Vec<Event>, StoreError> {
     change.ensure_single_session()?;
     let count = i64::try_from(change.events.len()).map_err(StoreError::backend)?;
@@ -92,12 +128,13 @@ pub(crate) async fn apply(
     }
     let _ = write!(
         q.sql,
-        "BEGIN IMMEDIATE;
+        "{open}
          UPDATE sessions
             SET last_seq = last_seq + {added},
                 last_activity_at = MAX(last_activity_at, COALESCE({activity}, last_activity_at))
           WHERE {condition}
-      RETURNING last_seq;"
+      RETURNING last_seq;",
+        open = bracket.open()
     );
     for write in &change.writes {
         match insert(write) {
@@ -129,7 +166,7 @@ pub(crate) async fn apply(
         }
         let _ = write!(q.sql, "({row})");
     }
-    q.sql.push_str("; COMMIT;");
+    q.sql.push_str(bracket.close());
 
     // All of it: the batch runs statement by statement as its results are read.
     let written: Result<Vec<i64>, _> = sqlx::query_scalar_with(&q.sql, q.args)
@@ -140,13 +177,13 @@ pub(crate) async fn apply(
         Ok(None) => {
             // Cannot happen (the events' insert refuses first), but never leave a
             // transaction open on the writer.
-            rollback(conn).await?;
+            undo(conn, bracket).await?;
             return Err(StoreError::Backend(
                 "the session row was not updated".into(),
             ));
         }
         Err(error) => {
-            rollback(conn).await?;
+            undo(conn, bracket).await?;
             return Err(why_refused(conn, change, error).await);
         }
     };
@@ -210,12 +247,18 @@ fn insert_prompt(q: &mut Batch<'_>, p: &Prompt) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Ends the batch's transaction, if it got as far as beginning one. A writer
-/// that cannot tell is closed rather than given back to the pool mid-transaction.
-async fn rollback(conn: &mut PoolConnection<Sqlite>) -> Result<(), StoreError> {
-    match sqlx::query("ROLLBACK").execute(&mut **conn).await {
+/// Undoes what a batch that stopped half-way wrote (its transaction, or its
+/// savepoint), if it got as far as opening it. A writer that cannot tell is
+/// closed rather than given back to the pool mid-transaction.
+async fn undo(conn: &mut PoolConnection<Sqlite>, bracket: Bracket) -> Result<(), StoreError> {
+    match sqlx::raw_sql(bracket.undo()).execute(&mut **conn).await {
         Ok(_) => Ok(()),
-        Err(error) if error.to_string().contains("no transaction is active") => Ok(()),
+        Err(error)
+            if bracket == Bracket::Transaction
+                && error.to_string().contains("no transaction is active") =>
+        {
+            Ok(())
+        }
         Err(error) => {
             conn.close_on_drop();
             Err(map_err(error))

@@ -307,6 +307,85 @@ pub async fn concurrent_writers_get_gapless_seqs<S: SessionStore + Clone>(store:
     );
 }
 
+/// Many writers at once over several sessions, some of their changes refused (a
+/// closed session, a duplicate id): each refused change fails alone, with its
+/// own error, and every other change is written with gapless seqs.
+pub async fn concurrent_changes_fail_alone<S: SessionStore + Clone>(store: S) {
+    let open: Vec<NewSession> = (0..3).map(|_| session()).collect();
+    let closed = session();
+    for new in open.iter().chain([&closed]) {
+        create(&store, new).await;
+    }
+    let ended = store
+        .session(closed.created.session.id)
+        .await
+        .expect("session")
+        .close(&closed.created.host, None, at(5))
+        .expect("close");
+    store
+        .apply(
+            Change::new(closed.created.session.id)
+                .write(Write::UpdateSession(ended.state))
+                .events(ended.events),
+        )
+        .await
+        .expect("close");
+    let (first, first_change) = comment(&open[0], "first", 6);
+    store.apply(first_change).await.expect("first");
+
+    let mut tasks = JoinSet::new();
+    for round in 0..20 {
+        for (n, new) in open.iter().enumerate() {
+            let (_, change) = comment(new, &format!("{round}/{n}"), 10 + round);
+            let store = store.clone();
+            tasks.spawn(async move { ("ok", store.apply(change).await) });
+        }
+        let (_, late) = comment(&closed, "too late", 10 + round);
+        let store_late = store.clone();
+        tasks.spawn(async move { ("inactive", store_late.apply(late).await) });
+        let again = Change::new(open[0].created.session.id)
+            .write(Write::InsertComment(first.clone()))
+            .events(comment(&open[0], "again", 10 + round).1.events);
+        let store_again = store.clone();
+        tasks.spawn(async move { ("duplicate", store_again.apply(again).await) });
+    }
+    while let Some(result) = tasks.join_next().await {
+        match result.expect("task") {
+            ("ok", Ok(_))
+            | ("inactive", Err(StoreError::SessionInactive))
+            | ("duplicate", Err(StoreError::Duplicate)) => {}
+            (what, outcome) => panic!("a {what} change came back {outcome:?}"),
+        }
+    }
+    for (n, new) in open.iter().enumerate() {
+        let id = new.created.session.id;
+        let comments = if n == 0 { 21 } else { 20 };
+        let stored = store.events(id, Seq::ZERO, 1000).await.expect("events");
+        assert_eq!(seqs(&stored), (1..=2 + comments).collect::<Vec<_>>());
+        assert_eq!(
+            store
+                .comments(id, Page::first(100))
+                .await
+                .expect("comments")
+                .len(),
+            usize::try_from(comments).expect("small")
+        );
+        assert_eq!(
+            store.session(id).await.expect("session").last_seq,
+            Seq::new(2 + comments)
+        );
+    }
+    let closed_log = store
+        .events(closed.created.session.id, Seq::ZERO, 100)
+        .await
+        .expect("events");
+    assert_eq!(
+        closed_log.len(),
+        3,
+        "created, joined, closed: nothing after"
+    );
+}
+
 /// Two hosts' approvals of one pending prompt, at once: exactly one succeeds, the
 /// other gets `Conflict`, and one `prompt.approved` event is written.
 pub async fn concurrent_approvals_exactly_one_wins<S: SessionStore + Clone>(store: S) {

@@ -34,6 +34,7 @@ macro_rules! for_each_contract_test {
             events_are_numbered_from_one_without_gaps,
             events_page_after_a_seq,
             concurrent_writers_get_gapless_seqs,
+            concurrent_changes_fail_alone,
             concurrent_approvals_exactly_one_wins,
             failed_change_leaves_nothing_behind,
             session_with_participant_reads_both,
