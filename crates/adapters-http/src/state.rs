@@ -31,7 +31,7 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
         keep_alive: std::time::Duration,
     ) -> Self {
-        let streams = Arc::new(Streams::new(tandem.clone(), shutdown, keep_alive));
+        let streams = Streams::new(tandem.clone(), shutdown, keep_alive);
         let observer: Arc<dyn tandem_service::CommitObserver> = streams.clone();
         tandem.observe_commits(Arc::downgrade(&observer));
         Self {

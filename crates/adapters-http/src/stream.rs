@@ -59,6 +59,9 @@ enum Ending {
     Nobody,
     Everyone,
     Participant(ParticipantId),
+    /// Not an event: the server is shutting down, every stream ends now (its
+    /// client resumes elsewhere with `Last-Event-ID`).
+    Shutdown,
 }
 
 impl Frame {
@@ -85,10 +88,19 @@ impl Frame {
         }
     }
 
+    /// The out-of-band frame that ends every stream at shutdown.
+    fn shutdown() -> Self {
+        Self {
+            seq: Seq::ZERO,
+            bytes: Bytes::new(),
+            ends: Ending::Shutdown,
+        }
+    }
+
     fn ends_for(&self, me: Option<ParticipantId>) -> bool {
         match self.ends {
             Ending::Nobody => false,
-            Ending::Everyone => true,
+            Ending::Everyone | Ending::Shutdown => true,
             Ending::Participant(id) => me == Some(id),
         }
     }
@@ -168,16 +180,37 @@ impl std::fmt::Debug for Streams {
 }
 
 impl Streams {
+    /// The streams of a server; when `shutdown` turns true, every open stream
+    /// ends and any later one ends at once.
     pub(crate) fn new(
         tandem: Tandem,
         shutdown: watch::Receiver<bool>,
         keep_alive: Duration,
-    ) -> Self {
-        Self {
+    ) -> Arc<Self> {
+        let streams = Arc::new(Self {
             tandem,
             hubs: Mutex::new(HashMap::new()),
-            shutdown,
+            shutdown: shutdown.clone(),
             keep_alive,
+        });
+        let watching = Arc::downgrade(&streams);
+        tokio::spawn(async move {
+            let mut shutdown = shutdown;
+            if shutdown.wait_for(|stop| *stop).await.is_ok()
+                && let Some(streams) = watching.upgrade()
+            {
+                streams.end_all();
+            }
+        });
+        streams
+    }
+
+    /// Ends every open stream: a shutdown frame through every hub, so that no
+    /// stream has to watch for shutdown on every wake-up.
+    fn end_all(&self) {
+        let hubs: Vec<Arc<SessionHub>> = self.hubs().values().filter_map(Weak::upgrade).collect();
+        for hub in hubs {
+            let _ = hub.shared.frames.send(Arc::new(Frame::shutdown()));
         }
     }
 
@@ -236,6 +269,13 @@ impl Streams {
     ) -> Result<Body, ServiceError> {
         let hub = self.hub(session).await?;
         let frames = hub.shared.frames.subscribe();
+        // Subscribed, then checked: a shutdown from now on reaches this stream
+        // through its hub.
+        let phase = if *self.shutdown.borrow() {
+            Phase::Done
+        } else {
+            Phase::Start
+        };
         let me = match &caller {
             Caller::Participant(participant) => Some(participant.id),
             Caller::ApiKey(_) => None,
@@ -245,11 +285,10 @@ impl Streams {
             me,
             session,
             sent: after,
-            phase: Phase::Start,
+            phase,
             frames,
             _hub: hub,
             committed: self.tandem.bus().subscribe(session),
-            shutdown: self.shutdown.clone(),
             keep_alive: self.keep_alive,
             tick: Box::pin(tokio::time::sleep(self.keep_alive)),
             last_sent: Instant::now(),
@@ -338,7 +377,6 @@ struct Subscriber {
     _hub: Arc<SessionHub>,
     /// The highest seq the bus has announced for the session.
     committed: watch::Receiver<Seq>,
-    shutdown: watch::Receiver<bool>,
     keep_alive: Duration,
     /// When to look whether a keep-alive is due; moved only when it fires, so
     /// that a busy stream does not touch the timer for every frame.
@@ -414,22 +452,17 @@ impl Subscriber {
         }
     }
 
-    /// Waits for the hub's next frames (or a keep-alive, or shutdown) and returns
-    /// every frame ready now that follows what was sent, as one chunk.
+    /// Waits for the hub's next frames (or a keep-alive) and returns every frame
+    /// ready now that follows what was sent, as one chunk.
     async fn live(&mut self) -> Option<Bytes> {
         let woke = tokio::select! {
             biased;
-            _ = self.shutdown.wait_for(|stop| *stop) => Woke::Shutdown,
             received = self.frames.recv() => Woke::Frame(received),
             () = self.tick.as_mut() => Woke::Tick,
         };
         let first = match woke {
             Woke::Frame(received) => received,
             Woke::Tick => return self.keep_alive_tick(),
-            Woke::Shutdown => {
-                self.phase = Phase::Done;
-                return None;
-            }
         };
         let mut batch = Batch::default();
         match first {
@@ -454,6 +487,10 @@ impl Subscriber {
     /// Adds a broadcast frame to the batch if it is the next one; a gap (frames
     /// the hub broadcast before this stream caught up) is filled from the log.
     fn take(&mut self, frame: &Frame, batch: &mut Batch) {
+        if frame.ends == Ending::Shutdown {
+            self.phase = Phase::Done;
+            return;
+        }
         if frame.seq <= self.sent {
             return;
         }
@@ -493,7 +530,6 @@ impl Subscriber {
 enum Woke {
     Frame(Result<Arc<Frame>, RecvError>),
     Tick,
-    Shutdown,
 }
 
 /// Frames going out in one write: the first one as it is (shared with every
