@@ -70,6 +70,9 @@ struct Cli {
     /// Seconds each fan-out publishes and each write run writes.
     #[arg(long)]
     seconds: Option<u64>,
+    /// Writers (each waiting for its answer) of the writes spread over sessions.
+    #[arg(long)]
+    writers: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -118,7 +121,7 @@ impl Sizes {
             session_rate: 2.0,
             seconds: 10,
             spread_sessions: 100,
-            spread_writers: 100,
+            spread_writers: 50,
             hot_writers: 32,
             missed: 10_000,
             storm_chunks: 25_000,
@@ -234,6 +237,9 @@ fn apply_overrides(cli: &Cli, sizes: &mut Sizes) {
     }
     if let Some(seconds) = cli.seconds {
         sizes.seconds = seconds;
+    }
+    if let Some(writers) = cli.writers {
+        sizes.spread_writers = writers;
     }
 }
 

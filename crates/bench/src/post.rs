@@ -1,6 +1,6 @@
-//! A lean writer: one keep-alive TCP connection sending the same kind of JSON
-//! `POST` over and over, with just enough HTTP/1.1 to read each answer's status
-//! and skip its body. The durable-write scenarios use it so that the load
+//! A lean writer: one keep-alive TCP connection sending JSON `POST`s one after
+//! another, with just enough HTTP/1.1 to read each answer's status and skip its
+//! body. The durable-write scenarios use it so that the load
 //! generator's own cost stays small next to the server's.
 
 use std::net::SocketAddr;
@@ -13,40 +13,46 @@ use tokio::net::TcpStream;
 static HEAD_END: std::sync::LazyLock<memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memmem::Finder::new(b"\r\n\r\n"));
 
-/// One connection posting to one path as one bearer.
+/// One keep-alive connection.
 #[derive(Debug)]
 pub(crate) struct Poster {
     socket: TcpStream,
-    /// The request line and headers up to `Content-Length: `.
-    head: String,
+    addr: SocketAddr,
     request: Vec<u8>,
     answer: Vec<u8>,
 }
 
 impl Poster {
-    pub(crate) async fn connect(addr: SocketAddr, path: &str, token: &str) -> anyhow::Result<Self> {
+    pub(crate) async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
         let socket = TcpStream::connect(addr)
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
         socket.set_nodelay(true)?;
         Ok(Self {
             socket,
-            head: format!(
-                "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
-                 Content-Type: application/json\r\nContent-Length: "
-            ),
+            addr,
             request: Vec::with_capacity(512),
             answer: Vec::with_capacity(2048),
         })
     }
 
-    /// Sends `body` and returns the answer's status once the whole answer is read.
-    pub(crate) async fn post(&mut self, body: &str) -> anyhow::Result<u16> {
+    /// Posts `body` to `path` as `token`; the answer's status once the whole
+    /// answer is read.
+    pub(crate) async fn post(
+        &mut self,
+        path: &str,
+        token: &str,
+        body: &str,
+    ) -> anyhow::Result<u16> {
+        use std::io::Write as _;
         self.request.clear();
-        self.request.extend_from_slice(self.head.as_bytes());
-        self.request
-            .extend_from_slice(format!("{}\r\n\r\n", body.len()).as_bytes());
-        self.request.extend_from_slice(body.as_bytes());
+        write!(
+            self.request,
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )?;
         self.socket.write_all(&self.request).await?;
         self.answer.clear();
         let head_end = loop {

@@ -11,6 +11,7 @@ use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::api::Session;
+use crate::post::Poster;
 use crate::server::Server;
 use crate::sse::Stream;
 use crate::stats::{Latencies, micros};
@@ -23,7 +24,8 @@ const OPEN_CONCURRENCY: usize = 256;
 const MARK: &[u8] = b"bench:";
 /// How many comments may be on their way at once, over all sessions.
 const IN_FLIGHT: usize = 256;
-/// How long after the last publish a subscriber may still be waiting for it.
+/// How long after the last comment was posted a subscriber may still be
+/// waiting for one.
 const DELIVER_WITHIN: Duration = Duration::from_secs(30);
 
 /// A session with participants ready to watch it.
@@ -138,13 +140,12 @@ pub(crate) async fn publish_and_watch(
     rate: f64,
 ) -> anyhow::Result<Outcome> {
     let period = Duration::from_secs_f64(1.0 / rate);
-    let planned = period.mul_f64(crate::stats::float(events));
     let epoch = Instant::now();
-    let deadline = tokio::time::Instant::now() + planned * 2 + DELIVER_WITHIN;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut subscribers = Vec::new();
     let mut publishers = Vec::new();
     let count = watched.len();
-    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let posters = std::sync::Arc::new(Posters::new(server.addr));
     for (index, watched) in watched.into_iter().enumerate() {
         let until = watched.after + events;
         for stream in watched.streams {
@@ -153,21 +154,20 @@ pub(crate) async fn publish_and_watch(
                 watched.after,
                 until,
                 epoch,
-                deadline,
+                stopped.clone(),
             )));
         }
         // Spread the sessions' publishes evenly over one period.
         let offset =
             period.mul_f64(crate::stats::float(index as u64) / crate::stats::float(count as u64));
         publishers.push(tokio::spawn(publish(
-            server.api.clone(),
+            std::sync::Arc::clone(&posters),
             watched.session,
             Schedule {
                 events,
                 period,
                 offset,
             },
-            std::sync::Arc::clone(&in_flight),
             epoch,
         )));
     }
@@ -175,6 +175,11 @@ pub(crate) async fn publish_and_watch(
         publisher.await.context("a publisher panicked")??;
     }
     let published = epoch.elapsed();
+    // Everything is posted: what has not arrived within DELIVER_WITHIN is lost.
+    tokio::spawn(async move {
+        tokio::time::sleep(DELIVER_WITHIN).await;
+        let _ = stop.send(true);
+    });
     let mut outcome = Outcome {
         subscribers: subscribers.len(),
         complete: 0,
@@ -187,8 +192,13 @@ pub(crate) async fn publish_and_watch(
     };
     let mut samples = Vec::with_capacity(usize::try_from(outcome.expected).unwrap_or(0));
     let mut send_samples = Vec::with_capacity(samples.capacity());
+    // Streams are closed together once all are done: a subscriber that hangs up
+    // as soon as it has its last event would make the server tear connections
+    // down while it still delivers the last events to the others.
+    let mut open = Vec::with_capacity(subscribers.len());
     for subscriber in subscribers {
-        let tally = subscriber.await.context("a subscriber panicked")?;
+        let (tally, stream) = subscriber.await.context("a subscriber panicked")?;
+        open.push(stream);
         outcome.deliveries += tally.received;
         if tally.in_order && tally.received == events {
             outcome.complete += 1;
@@ -199,6 +209,7 @@ pub(crate) async fn publish_and_watch(
         samples.extend(tally.latencies);
         send_samples.extend(tally.send_latencies);
     }
+    drop(open);
     outcome.latencies = Latencies::new(samples);
     outcome.send_latencies = Latencies::new(send_samples);
     Ok(outcome)
@@ -211,30 +222,69 @@ struct Schedule {
     offset: Duration,
 }
 
+/// The hosts' connections, shared: at most `IN_FLIGHT` comments on their way.
+struct Posters {
+    addr: std::net::SocketAddr,
+    idle: std::sync::Mutex<Vec<Poster>>,
+    in_flight: tokio::sync::Semaphore,
+}
+
+impl Posters {
+    fn new(addr: std::net::SocketAddr) -> Self {
+        Self {
+            addr,
+            idle: std::sync::Mutex::default(),
+            in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
+        }
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Poster>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Posts one comment on an idle connection (or a new one).
+    async fn post(&self, path: &str, token: &str, body: &str) -> anyhow::Result<()> {
+        let _permit = self.in_flight.acquire().await?;
+        let idle = self.idle().pop();
+        let mut poster = match idle {
+            Some(poster) => poster,
+            None => Poster::connect(self.addr).await?,
+        };
+        let status = poster.post(path, token, body).await?;
+        anyhow::ensure!(status == 201, "a comment was answered {status}");
+        self.idle().push(poster);
+        Ok(())
+    }
+}
+
 /// Posts a session's comments on schedule. Open loop: each comment is sent on its
 /// tick whether or not the previous one was answered (up to `IN_FLIGHT` at once
 /// over all hosts), so that a slow answer does not lower the rate offered.
 async fn publish(
-    api: crate::api::Api,
+    posters: std::sync::Arc<Posters>,
     session: Session,
     schedule: Schedule,
-    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
     epoch: Instant,
 ) -> anyhow::Result<()> {
+    let path: std::sync::Arc<str> = format!("/v1/sessions/{}/comments", session.id).into();
+    let token: std::sync::Arc<str> = session.host.into();
     let mut sent = tokio::task::JoinSet::new();
     tokio::time::sleep(schedule.offset).await;
     let mut ticks = tokio::time::interval(schedule.period);
     for _ in 0..schedule.events {
         ticks.tick().await;
-        let permit = std::sync::Arc::clone(&in_flight).acquire_owned().await?;
-        let (api, session) = (api.clone(), session.clone());
+        let (posters, path, token) = (
+            std::sync::Arc::clone(&posters),
+            std::sync::Arc::clone(&path),
+            std::sync::Arc::clone(&token),
+        );
         sent.spawn(async move {
             let at = epoch.elapsed().as_micros();
-            let posted = api
-                .comment(&session.id, &session.host, &format!("bench:{at}"))
-                .await;
-            drop(permit);
-            posted
+            posters
+                .post(&path, &token, &format!(r#"{{"text":"bench:{at}"}}"#))
+                .await
         });
     }
     while let Some(posted) = sent.join_next().await {
@@ -253,14 +303,15 @@ struct Tally {
     last_at: Option<Instant>,
 }
 
-/// Reads a stream until it has seen seq `until` (or the deadline passes).
+/// Reads a stream until it has seen seq `until` (or it is told to stop); gives
+/// the stream back, still open.
 async fn watch(
     mut stream: Stream,
     after: u64,
     until: u64,
     epoch: Instant,
-    deadline: tokio::time::Instant,
-) -> Tally {
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> (Tally, Stream) {
     let expected = usize::try_from(until - after).unwrap_or(0);
     let mut tally = Tally {
         in_order: true,
@@ -269,9 +320,6 @@ async fn watch(
         ..Tally::default()
     };
     let mut last = after;
-    // One timer for the whole watch, not one per read.
-    let give_up = tokio::time::sleep_until(deadline);
-    tokio::pin!(give_up);
     while last < until {
         let read = stream.next(|frame| {
             let now = Instant::now();
@@ -300,10 +348,10 @@ async fn watch(
                 Ok(true) => {}
                 Ok(false) | Err(_) => break,
             },
-            () = &mut give_up => break,
+            _ = stop.wait_for(|stop| *stop) => break,
         }
     }
-    tally
+    (tally, stream)
 }
 
 /// The send time (µs after the epoch) a benchmark comment carries.

@@ -19,8 +19,9 @@ pub(crate) struct Outcome {
     pub(crate) latencies: Latencies,
 }
 
-/// `writers` writers, spread evenly over `sessions` sessions, post comments for
-/// `duration`.
+/// `writers` writers post comments for `duration`, each going round the
+/// `sessions` sessions in turn (so that every session is written to whatever
+/// the number of writers).
 pub(crate) async fn run(
     server: &Server,
     sessions: usize,
@@ -36,18 +37,32 @@ pub(crate) async fn run(
     let began = Instant::now();
     let stop_at = began + duration;
     let addr = server.addr;
+    let targets: std::sync::Arc<Vec<(String, String)>> = std::sync::Arc::new(
+        created
+            .iter()
+            .map(|session| {
+                (
+                    format!("/v1/sessions/{}/comments", session.id),
+                    session.host.clone(),
+                )
+            })
+            .collect(),
+    );
     let tasks: Vec<_> = (0..writers)
         .map(|writer| {
-            let session = created[writer % created.len()].clone();
+            let targets = std::sync::Arc::clone(&targets);
             tokio::spawn(async move {
-                let path = format!("/v1/sessions/{}/comments", session.id);
-                let mut poster = Poster::connect(addr, &path, &session.host).await?;
+                let mut poster = Poster::connect(addr).await?;
                 let mut latencies = Vec::new();
+                // Each writer goes round the sessions, starting at its own.
+                let mut next = writer;
                 let mut n = 0u64;
                 while Instant::now() < stop_at {
+                    let (path, token) = &targets[next % targets.len()];
+                    next += writers;
                     let body = format!(r#"{{"text":"writer {writer} comment {n}"}}"#);
                     let sent = Instant::now();
-                    let status = poster.post(&body).await?;
+                    let status = poster.post(path, token, &body).await?;
                     anyhow::ensure!(status == 201, "a comment was answered {status}");
                     latencies.push(micros(sent.elapsed()));
                     n += 1;
