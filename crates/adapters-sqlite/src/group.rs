@@ -15,7 +15,7 @@ use tandem_ports::{Change, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::map_err;
-use crate::single::{self, Bracket};
+use crate::single::{self, Bracket, Failed};
 
 /// How many changes one group holds at most.
 const MAX_GROUP: usize = 128;
@@ -84,7 +84,7 @@ async fn write_groups(pool: SqlitePool, mut queue: mpsc::Receiver<Job>) {
             // Alone: its own transaction, one trip.
             for job in group {
                 let written = single::apply(&mut conn, &job.change, Bracket::Transaction).await;
-                let _ = job.done.send(written);
+                let _ = job.done.send(written.map_err(Failed::into_error));
             }
             continue;
         }
@@ -104,12 +104,27 @@ async fn commit_group(conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>, group
         return;
     }
     let mut written = Vec::with_capacity(group.len());
-    for job in group {
+    let mut jobs = group.into_iter();
+    while let Some(job) = jobs.next() {
         match single::apply(conn, &job.change, Bracket::Savepoint).await {
             Ok(events) => written.push((job.done, events)),
             // Undone alone; the group goes on.
-            Err(error) => {
+            Err(Failed::Undone(error)) => {
                 let _ = job.done.send(Err(error));
+            }
+            // The transaction may be gone already (SQLite rolls it all back on
+            // some errors), and the rest would then commit one by one: stop, undo
+            // whatever is left of it, and fail the whole group.
+            Err(Failed::Broken(error)) => {
+                let message = error.to_string();
+                let _ = job.done.send(Err(error));
+                abandon(conn, written.into_iter().map(|(done, _)| done), &message).await;
+                for job in jobs {
+                    let _ = job
+                        .done
+                        .send(Err(StoreError::Backend(message.clone().into())));
+                }
+                return;
             }
         }
     }
@@ -121,12 +136,54 @@ async fn commit_group(conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>, group
         }
         Err(error) => {
             // Nothing of the group is durable: say so to everyone in it.
-            let _ = sqlx::query("ROLLBACK").execute(&mut **conn).await;
-            let error = map_err(error);
-            let message = error.to_string();
-            for (done, _) in written {
-                let _ = done.send(Err(StoreError::Backend(message.clone().into())));
-            }
+            let message = map_err(error).to_string();
+            abandon(conn, written.into_iter().map(|(done, _)| done), &message).await;
         }
+    }
+}
+
+/// Rolls back the group's transaction and tells everyone in it that nothing of
+/// it is durable. A writer whose rollback fails may still be inside a
+/// transaction: it is closed rather than given back to the pool.
+async fn abandon(
+    conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    waiting: impl Iterator<Item = oneshot::Sender<Result<Vec<Event>, StoreError>>>,
+    message: &str,
+) {
+    if sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() {
+        conn.close_on_drop();
+    }
+    for done in waiting {
+        let _ = done.send(Err(StoreError::Backend(message.to_owned().into())));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::SqliteStore;
+
+    /// The database capped a little above its size (`max_page_count`, which holds
+    /// for the writer's connection), then filled by concurrent groups: whatever
+    /// the writer reports is exactly what is stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_fails_only_what_was_not_stored() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open_file(&dir.path().join("tandem.db"))
+            .await
+            .expect("open");
+        tandem_ports::testing::contract::a_full_store_fails_only_what_it_did_not_store(
+            store,
+            async |store: &SqliteStore| {
+                let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+                    .fetch_one(&store.writer)
+                    .await
+                    .expect("page count");
+                sqlx::query(&format!("PRAGMA max_page_count = {}", pages + 60))
+                    .execute(&store.writer)
+                    .await
+                    .expect("cap the size");
+            },
+        )
+        .await;
     }
 }

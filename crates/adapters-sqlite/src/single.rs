@@ -100,6 +100,31 @@ impl Bracket {
     }
 }
 
+/// How a one-trip write failed.
+#[derive(Debug)]
+pub(crate) enum Failed {
+    /// Refused or failed, and undone: the connection is as it was before.
+    Undone(StoreError),
+    /// Failed, and could not be undone (SQLite may already have rolled back the
+    /// whole transaction, e.g. on a full disk): the connection's transaction
+    /// state is unknown, so it is closed rather than given back to the pool.
+    Broken(StoreError),
+}
+
+impl Failed {
+    pub(crate) fn into_error(self) -> StoreError {
+        match self {
+            Self::Undone(error) | Self::Broken(error) => error,
+        }
+    }
+}
+
+impl From<StoreError> for Failed {
+    fn from(error: StoreError) -> Self {
+        Self::Undone(error)
+    }
+}
+
 /// Writes `change` in one trip to the writer thread (two when it is refused),
 /// bracketed as asked: with `Savepoint`, the caller's transaction must be open
 /// and nothing is durable before the caller commits it.
@@ -107,7 +132,7 @@ pub(crate) async fn apply(
     conn: &mut PoolConnection<Sqlite>,
     change: &Change,
     bracket: Bracket,
-) -> Result<Vec<Event>, StoreError> {
+) -> Result<Vec<Event>, Failed> {
     change.ensure_single_session()?;
     let count = i64::try_from(change.events.len()).map_err(StoreError::backend)?;
     let mut q = Batch {
@@ -141,9 +166,9 @@ pub(crate) async fn apply(
             Some(Insert::Comment(comment)) => insert_comment(&mut q, comment)?,
             Some(Insert::Prompt(prompt)) => insert_prompt(&mut q, prompt)?,
             None => {
-                return Err(StoreError::Backend(
+                return Err(Failed::Undone(StoreError::Backend(
                     format!("{write:?} is not a one-trip write").into(),
-                ));
+                )));
             }
         }
     }
@@ -178,13 +203,13 @@ pub(crate) async fn apply(
             // Cannot happen (the events' insert refuses first), but never leave a
             // transaction open on the writer.
             undo(conn, bracket).await?;
-            return Err(StoreError::Backend(
+            return Err(Failed::Undone(StoreError::Backend(
                 "the session row was not updated".into(),
-            ));
+            )));
         }
         Err(error) => {
             undo(conn, bracket).await?;
-            return Err(why_refused(conn, change, error).await);
+            return Err(Failed::Undone(why_refused(conn, change, error).await));
         }
     };
     let first = last_seq - count + 1;
@@ -199,7 +224,8 @@ pub(crate) async fn apply(
                 payload: event.payload.clone(),
             })
         })
-        .collect()
+        .collect::<Result<_, StoreError>>()
+        .map_err(Failed::Undone)
 }
 
 fn insert_comment(q: &mut Batch<'_>, c: &Comment) -> Result<(), StoreError> {
@@ -250,7 +276,7 @@ fn insert_prompt(q: &mut Batch<'_>, p: &Prompt) -> Result<(), StoreError> {
 /// Undoes what a batch that stopped half-way wrote (its transaction, or its
 /// savepoint), if it got as far as opening it. A writer that cannot tell is
 /// closed rather than given back to the pool mid-transaction.
-async fn undo(conn: &mut PoolConnection<Sqlite>, bracket: Bracket) -> Result<(), StoreError> {
+async fn undo(conn: &mut PoolConnection<Sqlite>, bracket: Bracket) -> Result<(), Failed> {
     match sqlx::raw_sql(bracket.undo()).execute(&mut **conn).await {
         Ok(_) => Ok(()),
         Err(error)
@@ -261,7 +287,7 @@ async fn undo(conn: &mut PoolConnection<Sqlite>, bracket: Bracket) -> Result<(),
         }
         Err(error) => {
             conn.close_on_drop();
-            Err(map_err(error))
+            Err(Failed::Broken(map_err(error)))
         }
     }
 }

@@ -386,6 +386,76 @@ pub async fn concurrent_changes_fail_alone<S: SessionStore + Clone>(store: S) {
     );
 }
 
+/// A store that runs out of room part-way through concurrent writes (the caller's
+/// `fill` makes it so, e.g. by capping the database's size): every change it
+/// reports written is stored with its events, every change it reports failed left
+/// nothing behind, and the log stays gapless. Not in `for_each_contract_test!`:
+/// only an adapter that can make itself run out of room calls it.
+pub async fn a_full_store_fails_only_what_it_did_not_store<S: SessionStore + Clone>(
+    store: S,
+    fill: impl AsyncFnOnce(&S),
+) {
+    let open: Vec<NewSession> = (0..4).map(|_| session()).collect();
+    for new in &open {
+        create(&store, new).await;
+    }
+    fill(&store).await;
+
+    let big = "x".repeat(8 * 1024 - 16);
+    let mut tasks = JoinSet::new();
+    for round in 0..40 {
+        for new in &open {
+            let (comment, change) = comment(new, &format!("{round:04}{big}"), 10 + round);
+            let store = store.clone();
+            tasks.spawn(async move { (comment, store.apply(change).await) });
+        }
+    }
+    let (mut stored, mut refused) = (0, 0);
+    while let Some(result) = tasks.join_next().await {
+        let (comment, outcome) = result.expect("task");
+        let kept = store
+            .comments(comment.session_id, Page::first(1000))
+            .await
+            .expect("comments")
+            .into_iter()
+            .any(|c| c.id == comment.id);
+        match outcome {
+            Ok(events) => {
+                assert!(kept, "a comment reported written is not stored");
+                let last = events.last().expect("an event").seq;
+                let log = store
+                    .events(comment.session_id, Seq::new(last.get() - 1), 1)
+                    .await
+                    .expect("events");
+                assert_eq!(log, events, "its event is not in the log as reported");
+                stored += 1;
+            }
+            Err(StoreError::Backend(_)) => {
+                assert!(!kept, "a comment reported failed is stored");
+                refused += 1;
+            }
+            Err(other) => panic!("a full store should fail as a backend error, not {other:?}"),
+        }
+    }
+    assert!(stored > 0, "nothing could be written at all");
+    assert!(refused > 0, "the store never ran out of room");
+    for new in &open {
+        let id = new.created.session.id;
+        let last_seq = store.session(id).await.expect("session").last_seq;
+        let log = store.events(id, Seq::ZERO, 1000).await.expect("events");
+        assert_eq!(seqs(&log), (1..=last_seq.get()).collect::<Vec<_>>());
+        let comments = store
+            .comments(id, Page::first(1000))
+            .await
+            .expect("comments");
+        assert_eq!(
+            comments.len() + 2,
+            log.len(),
+            "one event per stored comment"
+        );
+    }
+}
+
 /// Two hosts' approvals of one pending prompt, at once: exactly one succeeds, the
 /// other gets `Conflict`, and one `prompt.approved` event is written.
 pub async fn concurrent_approvals_exactly_one_wins<S: SessionStore + Clone>(store: S) {
