@@ -1,9 +1,8 @@
 //! The one-statement write. A change whose writes are all plain inserts (a
 //! comment, a prompt) and which emits events — the changes people and agents
 //! make most — is written by a single statement: data-modifying CTEs that bump
-//! the session's `last_seq` (locking its row, checking that it is active and,
-//! for a runner's change, that the lease is still held), insert the records and
-//! the events. One statement is atomic on its own, so this takes one round trip
+//! the session's `last_seq` (locking its row and checking that it is active),
+//! insert the records and the events. One statement is atomic on its own, so this takes one round trip
 //! instead of five (BEGIN, update, insert, insert, COMMIT), with the same
 //! guarantees as `write::apply`.
 
@@ -17,9 +16,15 @@ use tandem_ports::{Change, StoreError, Write};
 
 use crate::map_err;
 
-/// Whether `change` can be written this way.
+/// Whether `change` can be written this way. A runner's change (made under its
+/// lease) cannot: a condition on another table than the row the statement
+/// updates is evaluated in the statement's snapshot, even after waiting for that
+/// row's lock, so a lease taken over meanwhile could go unseen. `write::apply`
+/// reads the lease afresh once it holds the session's lock.
 pub(crate) fn fits(change: &Change) -> bool {
-    !change.events.is_empty() && change.writes.iter().all(|write| insert(write).is_some())
+    change.lease_holder.is_none()
+        && !change.events.is_empty()
+        && change.writes.iter().all(|write| insert(write).is_some())
 }
 
 /// The plain inserts this way writes.
@@ -80,21 +85,12 @@ pub(crate) async fn apply(pool: &PgPool, change: &Change) -> Result<Vec<Event>, 
     let session = q.arg(change.session_id.as_uuid())?;
     let added = q.arg(count)?;
     let activity = q.arg(change.activity_at)?;
-    let lease = match &change.lease_holder {
-        Some(holder) => {
-            let holder = q.arg(holder.clone())?;
-            format!(
-                " AND EXISTS (SELECT 1 FROM agent_leases WHERE session_id = {session} AND holder = {holder})"
-            )
-        }
-        None => String::new(),
-    };
     let _ = write!(
         q.sql,
         "WITH s AS (UPDATE sessions
                        SET last_seq = last_seq + {added},
                            last_activity_at = GREATEST(last_activity_at, COALESCE({activity}, last_activity_at))
-                     WHERE id = {session} AND status = 'active'{lease}
+                     WHERE id = {session} AND status = 'active'
                  RETURNING last_seq)"
     );
     for (n, write) in change.writes.iter().enumerate() {
@@ -221,24 +217,18 @@ fn insert_events(
     Ok(())
 }
 
-/// Why the session row was not updated: gone, ended, or (for a runner's change)
-/// its lease is held by someone else.
+/// Why the session row was not updated: gone or ended.
 async fn why_refused(pool: &PgPool, change: &Change) -> StoreError {
-    let found: Result<Option<(String, Option<String>)>, _> = sqlx::query_as(
-        "SELECT status, (SELECT holder FROM agent_leases WHERE session_id = $1)
-           FROM sessions WHERE id = $1",
-    )
-    .bind(change.session_id.as_uuid())
-    .fetch_optional(pool)
-    .await;
+    let found: Result<Option<String>, _> =
+        sqlx::query_scalar("SELECT status FROM sessions WHERE id = $1")
+            .bind(change.session_id.as_uuid())
+            .fetch_optional(pool)
+            .await;
     match found {
         Err(error) => map_err(error),
         Ok(None) => StoreError::NotFound,
-        Ok(Some((status, _))) if status != "active" => StoreError::SessionInactive,
-        Ok(Some((_, holder))) if change.lease_holder.is_some() && holder != change.lease_holder => {
-            StoreError::LeaseLost
-        }
-        // Active and leased as asked: it changed in between; the caller retries.
+        Ok(Some(status)) if status != "active" => StoreError::SessionInactive,
+        // Active: it changed in between; the caller retries.
         Ok(Some(_)) => StoreError::Conflict,
     }
 }
