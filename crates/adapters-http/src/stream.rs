@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -169,7 +170,10 @@ impl HubShared {
 pub(crate) struct Streams {
     tandem: Tandem,
     hubs: Mutex<HashMap<SessionId, Weak<SessionHub>>>,
-    shutdown: watch::Receiver<bool>,
+    /// Set once the server shuts down, before the shutdown frames go out: a
+    /// stream that missed its frame (too far behind, or reading the log) sees it
+    /// here when it next reads the log.
+    stopping: Arc<AtomicBool>,
     keep_alive: Duration,
 }
 
@@ -190,7 +194,7 @@ impl Streams {
         let streams = Arc::new(Self {
             tandem,
             hubs: Mutex::new(HashMap::new()),
-            shutdown: shutdown.clone(),
+            stopping: Arc::new(AtomicBool::new(false)),
             keep_alive,
         });
         let watching = Arc::downgrade(&streams);
@@ -208,6 +212,7 @@ impl Streams {
     /// Ends every open stream: a shutdown frame through every hub, so that no
     /// stream has to watch for shutdown on every wake-up.
     fn end_all(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
         let hubs: Vec<Arc<SessionHub>> = self.hubs().values().filter_map(Weak::upgrade).collect();
         for hub in hubs {
             let _ = hub.shared.frames.send(Arc::new(Frame::shutdown()));
@@ -271,7 +276,7 @@ impl Streams {
         let frames = hub.shared.frames.subscribe();
         // Subscribed, then checked: a shutdown from now on reaches this stream
         // through its hub.
-        let phase = if *self.shutdown.borrow() {
+        let phase = if self.stopping.load(Ordering::SeqCst) {
             Phase::Done
         } else {
             Phase::Start
@@ -286,6 +291,7 @@ impl Streams {
             session,
             sent: after,
             phase,
+            stopping: Arc::clone(&self.stopping),
             frames,
             _hub: hub,
             committed: self.tandem.bus().subscribe(session),
@@ -372,6 +378,8 @@ struct Subscriber {
     /// The seq of the last event sent.
     sent: Seq,
     phase: Phase,
+    /// Whether the server is shutting down.
+    stopping: Arc<AtomicBool>,
     frames: broadcast::Receiver<Arc<Frame>>,
     /// Holding the hub keeps the session's broadcaster alive.
     _hub: Arc<SessionHub>,
@@ -409,6 +417,10 @@ impl Subscriber {
     /// One page of the log after `sent`, as one chunk (`None` when there was
     /// nothing to send). Moves on to live once the log is exhausted.
     async fn catch_up(&mut self, first: bool) -> Option<Bytes> {
+        if self.stopping.load(Ordering::Relaxed) {
+            self.phase = Phase::Done;
+            return None;
+        }
         // The caller was authorized when the stream opened; a participant who
         // left or was removed meanwhile meets that event in order and the stream
         // ends there. Boxed: the read's state is large and only needed while it

@@ -244,6 +244,36 @@ async fn streams_end_with_the_session_or_the_participant(server: TestServer) {
     server.stop().await;
 }
 
+/// A client resuming from beyond the end of the log (a cursor from another
+/// database, say) is taken to have everything: it gets what comes next, and its
+/// stream still ends with `session.closed`.
+async fn a_cursor_beyond_the_log_gets_what_comes_next(server: TestServer) {
+    let api = server.client();
+    let p = party(&api, &server.admin_key).await;
+    let mut events = open(
+        &api.base,
+        &format!("{}/events", p.path),
+        Some(&p.host),
+        Some(1000),
+    )
+    .await;
+    comment(&api, &p, 0).await;
+    let next_one = read_until(&mut events, 3).await;
+    assert_eq!(ids(&next_one), vec![3]);
+    api.post(&format!("{}/close", p.path), &p.host, json!({}), 200)
+        .await;
+    let rest = read_until(&mut events, 4).await;
+    assert_eq!(
+        rest.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(),
+        vec!["session.closed"]
+    );
+    assert!(
+        next(&mut events).await.is_none(),
+        "the stream ends after session.closed"
+    );
+    server.stop().await;
+}
+
 async fn a_ticket_opens_a_stream_once(server: TestServer) {
     let api = server.client();
     let p = party(&api, &server.admin_key).await;
@@ -399,6 +429,7 @@ on_both_stores!(
     live_events_and_resume,
     a_slow_subscriber_still_gets_every_event,
     streams_end_with_the_session_or_the_participant,
+    a_cursor_beyond_the_log_gets_what_comes_next,
     a_ticket_opens_a_stream_once,
     shutdown_ends_open_streams,
     a_stream_opened_during_a_close_ends_with_it,

@@ -62,9 +62,12 @@ pub(crate) async fn list_events(
             None => query.after.unwrap_or(0),
         };
         // Authorize (and settle expiry) before the stream starts, so that a
-        // refusal is a problem document rather than an empty stream.
-        state.tandem.events(&caller, id, Seq::new(after), 1).await?;
-        let body = state.streams.open(caller, id, Seq::new(after)).await?;
+        // refusal is a problem document rather than an empty stream. A cursor
+        // beyond the end of the log (from another database, say) counts as the
+        // end: the client gets what comes next, endings included.
+        let last = state.tandem.watch(&caller, id).await?;
+        let after = Seq::new(after).min(last);
+        let body = state.streams.open(caller, id, after).await?;
         return Response::builder()
             .header(header::CONTENT_TYPE, "text/event-stream")
             .header(header::CACHE_CONTROL, "no-cache")
