@@ -2,9 +2,9 @@
 //! comment, a prompt) and which emits events — the changes people and agents
 //! make most — is written by a single statement: data-modifying CTEs that bump
 //! the session's `last_seq` (locking its row and checking that it is active),
-//! insert the records and the events. One statement is atomic on its own, so this takes one round trip
-//! instead of five (BEGIN, update, insert, insert, COMMIT), with the same
-//! guarantees as `write::apply`.
+//! insert the records and the events. One statement is atomic on its own, so
+//! this takes one round trip instead of five (BEGIN, update, insert, insert,
+//! COMMIT), with the same guarantees as `write::apply`.
 
 use std::fmt::Write as _;
 

@@ -118,12 +118,8 @@ async fn commit_group(conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>, group
             Err(Failed::Broken(error)) => {
                 let message = error.to_string();
                 let _ = job.done.send(Err(error));
-                abandon(conn, written.into_iter().map(|(done, _)| done), &message).await;
-                for job in jobs {
-                    let _ = job
-                        .done
-                        .send(Err(StoreError::Backend(message.clone().into())));
-                }
+                let waiting = written.into_iter().map(|(done, _)| done);
+                abandon(conn, waiting.chain(jobs.map(|job| job.done)), &message).await;
                 return;
             }
         }
