@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ErrorCode, FieldError, Problem};
 use crate::routes::{
-    api_keys, comments, events, invites, ops, participants, permissions, prompts, sessions,
+    api_keys, comments, events, identity, invites, ops, participants, permissions, prompts, sessions,
 };
 use crate::state::AppState;
 
@@ -131,6 +131,7 @@ document with a stable `code`."
         (name = "permissions", description = "The agent's requests to run tools."),
         (name = "events", description = "A session's event log."),
         (name = "api-keys", description = "API keys of a workspace."),
+        (name = "identity", description = "Who a credential belongs to, and the agent profiles a session may run."),
         (name = "operations", description = "Probes."),
     ),
     components(
@@ -224,6 +225,9 @@ fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(invites::list_invites, invites::create_invite))
         .routes(routes!(invites::revoke_invite))
+        .routes(routes!(invites::preview_invite))
+        .routes(routes!(identity::whoami))
+        .routes(routes!(identity::list_agent_profiles))
         .routes(routes!(comments::list_comments, comments::post_comment))
         .routes(routes!(prompts::list_prompts, prompts::submit_prompt))
         .routes(routes!(prompts::get_prompt, prompts::edit_prompt))

@@ -56,4 +56,10 @@ impl AppState {
     pub(crate) fn invite_url(&self, token: &str) -> String {
         format!("{}/join#{token}", self.public_url)
     }
+
+    /// The web app's link to a session for the holder of a participant token
+    /// (the host's, at creation): the token in the fragment, as in invite links.
+    pub(crate) fn host_url(&self, session_id: tandem_domain::SessionId, token: &str) -> String {
+        format!("{}/s/{session_id}#{token}", self.public_url)
+    }
 }

@@ -135,7 +135,7 @@ fn server_secrets() -> Vec<String> {
 #[derive(Debug)]
 pub struct Server {
     tandem: Tandem,
-    /// The API, told each connection's peer address (rate limits of writes
+    /// The API and the web app, told each connection's peer address (rate limits of writes
     /// without a credential key on it).
     router: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr>,
     streams: tandem_http::StreamCloser,
@@ -214,7 +214,10 @@ pub async fn build_with_clock(
         handlers: Some(work.handle()),
     };
     let (router, streams) = tandem_http::router_with_closer(tandem.clone(), http);
-    let router = router.into_make_service_with_connect_info::<SocketAddr>();
+    // The web app's pages and assets beside the API; it calls the API like any client.
+    let router = router
+        .merge(tandem_web::router())
+        .into_make_service_with_connect_info::<SocketAddr>();
     Ok(Server {
         tandem,
         router,

@@ -253,6 +253,11 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             tracing::info!(address = %server.local_addr()?, "tandem is ready");
+            // Printed, not logged: where a person goes next.
+            println!(
+                "\nTandem is ready. Open the web app: {}/\n",
+                config.public_url.trim_end_matches('/')
+            );
             server.serve(shutdown_signal()).await?;
             tracing::info!("tandem stopped");
             Ok(())

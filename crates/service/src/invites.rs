@@ -1,11 +1,12 @@
 //! Invites: the host lists, creates and revokes them.
 
-use tandem_domain::{Invite, InviteId, InviteSettings, SessionId};
+use chrono::{DateTime, Utc};
+use tandem_domain::{Invite, InviteId, InviteRole, InviteSettings, SessionId, Title};
 use tandem_ports::{Change, Write};
 use uuid::Uuid;
 
-use crate::credentials::{Caller, Secret, TokenKind};
-use crate::error::{Resource, ServiceError, read_error};
+use crate::credentials::{Caller, Secret, TokenKind, hash_token};
+use crate::error::{Resource, ServiceError, missing_means, read_error};
 use crate::{Tandem, retry_on_conflict};
 
 /// A new invite with the token its link carries, shown once.
@@ -81,6 +82,47 @@ impl Tandem {
             )
             .await
             .map(|_| revoked)
+        })
+    }
+}
+
+/// What the join page shows before someone joins: the session's title and the
+/// role the invite gives, nothing about who is in it.
+#[derive(Debug, Clone)]
+pub struct InvitePreview {
+    pub session_id: SessionId,
+    pub title: Title,
+    pub role: InviteRole,
+    pub session_expires_at: DateTime<Utc>,
+    /// When the invite stops working; `None` for as long as the session.
+    pub invite_expires_at: Option<DateTime<Utc>>,
+}
+
+impl Tandem {
+    /// What an invite token would let its holder join, checked as a join would
+    /// check it: an unknown, revoked, used up or expired invite, or a session that
+    /// ended, is refused with the same error the join would get.
+    pub async fn preview_invite(&self, invite_token: &str) -> Result<InvitePreview, ServiceError> {
+        let invite = self
+            .store
+            .invite_by_token(&hash_token(invite_token))
+            .await
+            .map_err(missing_means(ServiceError::InviteUnknown))?;
+        let session = self
+            .store
+            .session(invite.session_id)
+            .await
+            .map_err(read_error(Resource::Session))?;
+        let session = self.settle(session).await?;
+        let now = self.now();
+        session.ensure_active(now)?;
+        invite.check_usable(now)?;
+        Ok(InvitePreview {
+            session_id: session.id,
+            title: session.title,
+            role: invite.role,
+            session_expires_at: session.expires_at,
+            invite_expires_at: invite.expires_at,
         })
     }
 }

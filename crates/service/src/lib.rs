@@ -12,6 +12,7 @@ mod bus;
 mod comments;
 mod credentials;
 mod error;
+mod identity;
 mod invites;
 mod participants;
 mod permissions;
@@ -31,11 +32,12 @@ pub use api_keys::{CreatedApiKey, MIN_BOOTSTRAP_KEY_LEN};
 pub use bus::LocalEventBus;
 pub use credentials::{Caller, Secret, TokenKind, hash_token};
 pub use error::{Invalid, Resource, ServiceError};
-pub use invites::CreatedInvite;
+pub use identity::AgentProfiles;
+pub use invites::{CreatedInvite, InvitePreview};
 pub use participants::JoinedSession;
 pub use prompts::CancelResult;
 pub use runner::{Agents, PromptRunner, RunnerConfig};
-pub use sessions::{NewSession, SessionCreated, SessionDetails};
+pub use sessions::{NewSession, SessionCreated, SessionDetails, SessionOverview};
 pub use tickets::{IssuedTicket, STREAM_TICKET_TTL};
 
 /// How many times a use case re-reads and retries after a concurrent change.

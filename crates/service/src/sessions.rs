@@ -45,6 +45,14 @@ pub struct SessionDetails {
     pub participants: Vec<Participant>,
 }
 
+/// A session as a listing shows it: with how many people are in it now.
+#[derive(Debug, Clone)]
+pub struct SessionOverview {
+    pub session: Session,
+    /// The participants present (not departed), the host included.
+    pub present_participants: u32,
+}
+
 impl Tandem {
     /// Creates a session for the key's workspace (scope `sessions:write`), with its
     /// host participant and a collaborator invite.
@@ -144,6 +152,31 @@ impl Tandem {
         // Lazy expiry may have moved a listed session out of the requested status.
         settled.retain(|session| status.is_none_or(|status| session.status() == status));
         Ok(settled)
+    }
+
+    /// The key's workspace's sessions as [`Self::list_sessions`] lists them, each
+    /// with its count of present participants (for a hosts' overview).
+    pub async fn list_session_overviews(
+        &self,
+        caller: &Caller,
+        status: Option<SessionStatus>,
+        page: Page<SessionId>,
+    ) -> Result<Vec<SessionOverview>, ServiceError> {
+        let sessions = self.list_sessions(caller, status, page).await?;
+        let mut overviews = Vec::with_capacity(sessions.len());
+        for session in sessions {
+            let participants = self
+                .store
+                .participants(session.id)
+                .await
+                .map_err(ServiceError::Store)?;
+            let present = participants.iter().filter(|p| p.is_present()).count();
+            overviews.push(SessionOverview {
+                session,
+                present_participants: u32::try_from(present).unwrap_or(u32::MAX),
+            });
+        }
+        Ok(overviews)
     }
 
     /// A session with its participants: for its participants, and for keys of its

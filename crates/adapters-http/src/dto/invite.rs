@@ -110,3 +110,32 @@ pub(crate) struct InvitePage {
     #[schema(required = true)]
     pub(crate) next: Option<Uuid>,
 }
+
+/// What an invite lets its holder join, for the join page: the session's title
+/// and the role, nothing about who is in it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct InvitePreviewResponse {
+    pub(crate) session_id: Uuid,
+    /// The session's title.
+    pub(crate) title: String,
+    /// The role a join through this invite gives.
+    pub(crate) role: InviteRole,
+    /// When the session expires at the latest.
+    pub(crate) session_expires_at: DateTime<Utc>,
+    /// When the invite stops working; `null` for as long as the session.
+    #[schema(required = true)]
+    pub(crate) invite_expires_at: Option<DateTime<Utc>>,
+}
+
+impl From<&tandem_service::InvitePreview> for InvitePreviewResponse {
+    fn from(preview: &tandem_service::InvitePreview) -> Self {
+        Self {
+            session_id: preview.session_id.as_uuid(),
+            title: preview.title.to_string(),
+            role: preview.role.into(),
+            session_expires_at: preview.session_expires_at,
+            invite_expires_at: preview.invite_expires_at,
+        }
+    }
+}

@@ -6,6 +6,7 @@ pub(crate) mod api_key;
 pub(crate) mod comment;
 pub(crate) mod enums;
 pub(crate) mod event;
+pub(crate) mod identity;
 pub(crate) mod invite;
 pub(crate) mod page;
 pub(crate) mod participant;

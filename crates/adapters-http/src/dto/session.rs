@@ -7,7 +7,7 @@ use tandem_domain::{
     self as domain, AgentProfileName, DisplayName, SessionPatch, Summary, TextLimits, Title, Ttl,
     UserId,
 };
-use tandem_service::{Invalid, NewSession, SessionDetails};
+use tandem_service::{Invalid, NewSession, SessionDetails, SessionOverview};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -250,6 +250,10 @@ pub(crate) struct HostCredentials {
     pub(crate) participant: ParticipantResponse,
     /// The host's bearer token; shown only in this response.
     pub(crate) token: String,
+    /// The link that opens the session as its host in the web app: the token
+    /// travels in the URL fragment, which browsers never send to a server.
+    #[schema(format = "uri", example = "http://127.0.0.1:8080/s/0190a7b2-.../#tdm_pt_...")]
+    pub(crate) url: String,
 }
 
 /// A created session with the host's credentials and a collaborator invite.
@@ -261,11 +265,31 @@ pub(crate) struct SessionCreatedResponse {
     pub(crate) invite: InviteCreatedResponse,
 }
 
+/// A session in a listing, with how many people are in it now.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SessionListItem {
+    #[serde(flatten)]
+    pub(crate) session: SessionResponse,
+    /// The participants present now (the host included; not those who left or
+    /// were removed).
+    pub(crate) participant_count: u32,
+}
+
+impl From<&SessionOverview> for SessionListItem {
+    fn from(overview: &SessionOverview) -> Self {
+        Self {
+            session: (&overview.session).into(),
+            participant_count: overview.present_participants,
+        }
+    }
+}
+
 /// A page of sessions, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SessionPage {
-    pub(crate) sessions: Vec<SessionResponse>,
+    pub(crate) sessions: Vec<SessionListItem>,
     /// The cursor of the next page (`?after=`), or `null` on the last page.
     #[schema(required = true)]
     pub(crate) next: Option<Uuid>,

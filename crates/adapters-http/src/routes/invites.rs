@@ -2,13 +2,15 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use tandem_domain::{InviteId, SessionId};
 
-use crate::dto::invite::{CreateInviteRequest, InviteCreatedResponse, InvitePage, InviteResponse};
+use crate::dto::invite::{
+    CreateInviteRequest, InviteCreatedResponse, InvitePage, InvitePreviewResponse, InviteResponse,
+};
 use crate::dto::page::{ListQuery, limit, next_cursor, slice};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Authenticated};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Authenticated, bearer_token};
 use crate::openapi::{
     BadRequest, Conflict, Forbidden, Gone, Internal, NotFound, PayloadTooLarge, Unauthorized,
     Unprocessable, UnsupportedMediaType,
@@ -121,4 +123,33 @@ pub(crate) async fn revoke_invite(
 ) -> Result<StatusCode, ApiError> {
     state.tandem.revoke_invite(&caller, id, invite_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Preview an invite.
+///
+/// The join page's read: the invite token goes as `Authorization: Bearer
+/// tdm_inv_...` and the answer is the session's title and the role a join would
+/// give. An invite that no longer works gets the error the join would get.
+#[utoipa::path(
+    get,
+    path = "/v1/invites/preview",
+    operation_id = "preview_invite",
+    tag = "invites",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What the invite lets its holder join.", body = InvitePreviewResponse),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 410, response = Gone),
+        (status = 500, response = Internal),
+    )
+)]
+pub(crate) async fn preview_invite(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<InvitePreviewResponse>, ApiError> {
+    let token = bearer_token(&headers)?;
+    let preview = state.tandem.preview_invite(token).await?;
+    Ok(Json(InvitePreviewResponse::from(&preview)))
 }

@@ -4,6 +4,7 @@
 pub(crate) mod api_keys;
 pub(crate) mod comments;
 pub(crate) mod events;
+pub(crate) mod identity;
 pub(crate) mod invites;
 pub(crate) mod ops;
 pub(crate) mod participants;

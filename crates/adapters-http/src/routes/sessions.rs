@@ -10,7 +10,7 @@ use crate::dto::page::{SessionListQuery, next_cursor, page};
 use crate::dto::participant::ParticipantResponse;
 use crate::dto::session::{
     CloseSessionRequest, CreateSessionRequest, HostCredentials, SessionCreatedResponse,
-    SessionDetailsResponse, SessionPage, SessionResponse, UpdateSessionRequest,
+    SessionDetailsResponse, SessionListItem, SessionPage, SessionResponse, UpdateSessionRequest,
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Authenticated};
@@ -23,7 +23,8 @@ use crate::state::AppState;
 /// Create a session.
 ///
 /// Needs an API key with `sessions:write`. Creates the host participant and a
-/// collaborator invite; their tokens are shown only in this response.
+/// collaborator invite; their tokens are shown only in this response, each with
+/// the link that carries it (the host's opens the session in the web app).
 #[utoipa::path(
     post,
     path = "/v1/sessions",
@@ -55,6 +56,7 @@ pub(crate) async fn create_session(
         host: HostCredentials {
             participant: ParticipantResponse::from(&created.host),
             token: created.host_token.expose().to_owned(),
+            url: state.host_url(created.session.id, created.host_token.expose()),
         },
         invite: InviteCreatedResponse {
             invite: InviteResponse::from(&created.invite),
@@ -67,7 +69,8 @@ pub(crate) async fn create_session(
 
 /// List the workspace's sessions.
 ///
-/// Needs an API key with `sessions:read`. Newest first.
+/// Needs an API key with `sessions:read`. Newest first, each with its count of
+/// present participants.
 #[utoipa::path(
     get,
     path = "/v1/sessions",
@@ -91,11 +94,13 @@ pub(crate) async fn list_sessions(
     let page = page(query.after, query.limit, SessionId::from_uuid)?;
     let sessions = state
         .tandem
-        .list_sessions(&caller, query.status.map(Into::into), page)
+        .list_session_overviews(&caller, query.status.map(Into::into), page)
         .await?;
     Ok(Json(SessionPage {
-        next: next_cursor(&sessions, page.limit, |session| session.id.as_uuid()),
-        sessions: sessions.iter().map(SessionResponse::from).collect(),
+        next: next_cursor(&sessions, page.limit, |overview| {
+            overview.session.id.as_uuid()
+        }),
+        sessions: sessions.iter().map(SessionListItem::from).collect(),
     }))
 }
 
