@@ -7,3 +7,4 @@ mod limits;
 mod malformed;
 mod operations;
 mod resources;
+mod web_app;
