@@ -10,7 +10,8 @@ use utoipa_axum::routes;
 
 use crate::error::{ErrorCode, FieldError, Problem};
 use crate::routes::{
-    api_keys, comments, events, identity, invites, ops, participants, permissions, prompts, sessions,
+    api_keys, comments, events, identity, invites, ops, participants, permissions, prompts,
+    sessions,
 };
 use crate::state::AppState;
 

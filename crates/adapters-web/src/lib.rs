@@ -104,8 +104,14 @@ pub fn assets_version() -> &'static str {
 /// It has no fallback of its own, so that it merges with the API's router.
 pub fn router() -> Router {
     Router::new()
-        .route("/", get(|headers: HeaderMap| async move { page(&site().index, &headers) }))
-        .route("/join", get(|headers: HeaderMap| async move { page(&site().join, &headers) }))
+        .route(
+            "/",
+            get(|headers: HeaderMap| async move { page(&site().index, &headers) }),
+        )
+        .route(
+            "/join",
+            get(|headers: HeaderMap| async move { page(&site().join, &headers) }),
+        )
         .route("/s/{id}", get(session_page))
         .route("/assets/{version}/{*path}", get(asset))
 }
@@ -181,10 +187,9 @@ fn cached(
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut response = Response::new(Body::from(body));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(content_type),
-        );
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         response
     };
     let headers = response.headers_mut();

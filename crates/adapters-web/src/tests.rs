@@ -29,11 +29,7 @@ async fn fetch(path: &str, if_none_match: Option<&str>) -> (StatusCode, HeaderMa
     (status, headers, body.to_vec())
 }
 
-const PAGES: [&str; 3] = [
-    "/",
-    "/join",
-    "/s/0190a7b2-7c3e-7d4f-8a1b-2c3d4e5f6a7b",
-];
+const PAGES: [&str; 3] = ["/", "/join", "/s/0190a7b2-7c3e-7d4f-8a1b-2c3d4e5f6a7b"];
 
 #[tokio::test]
 async fn every_page_is_served_with_a_strict_policy_and_revalidated() {
@@ -41,7 +37,10 @@ async fn every_page_is_served_with_a_strict_policy_and_revalidated() {
         let (status, headers, body) = fetch(path, None).await;
         assert_eq!(status, StatusCode::OK, "{path}");
         assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
-        assert_eq!(headers[header::CONTENT_SECURITY_POLICY], CONTENT_SECURITY_POLICY);
+        assert_eq!(
+            headers[header::CONTENT_SECURITY_POLICY],
+            CONTENT_SECURITY_POLICY
+        );
         assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
         assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         assert_eq!(headers[header::REFERRER_POLICY], "no-referrer");
@@ -51,12 +50,18 @@ async fn every_page_is_served_with_a_strict_policy_and_revalidated() {
             html.contains(&format!("/assets/{}/js/", assets_version())),
             "{path} loads this build's modules"
         );
-        assert!(!html.contains("{{assets}}"), "{path}: every placeholder filled");
+        assert!(
+            !html.contains("{{assets}}"),
+            "{path}: every placeholder filled"
+        );
         let etag = headers[header::ETAG].to_str().expect("etag").to_owned();
         let (again, headers, body) = fetch(path, Some(&etag)).await;
         assert_eq!(again, StatusCode::NOT_MODIFIED, "{path}");
         assert!(body.is_empty());
-        assert_eq!(headers[header::CONTENT_SECURITY_POLICY], CONTENT_SECURITY_POLICY);
+        assert_eq!(
+            headers[header::CONTENT_SECURITY_POLICY],
+            CONTENT_SECURITY_POLICY
+        );
     }
 }
 
@@ -82,16 +87,26 @@ async fn assets_of_this_build_are_cached_for_good_and_others_revalidated() {
     let version = assets_version();
     let (status, headers, body) = fetch(&format!("/assets/{version}/js/session.js"), None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(headers[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+    assert_eq!(
+        headers[header::CONTENT_TYPE],
+        "text/javascript; charset=utf-8"
+    );
     assert_eq!(
         headers[header::CACHE_CONTROL],
         "public, max-age=31536000, immutable"
     );
-    assert_eq!(headers[header::CONTENT_SECURITY_POLICY], CONTENT_SECURITY_POLICY);
+    assert_eq!(
+        headers[header::CONTENT_SECURITY_POLICY],
+        CONTENT_SECURITY_POLICY
+    );
     assert!(!body.is_empty());
     let etag = headers[header::ETAG].to_str().expect("etag").to_owned();
     let (status, headers, _) = fetch("/assets/0000000000000000/js/session.js", None).await;
-    assert_eq!(status, StatusCode::OK, "an older page still gets this build's file");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "an older page still gets this build's file"
+    );
     assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
     let (status, _, _) = fetch("/assets/0000000000000000/js/session.js", Some(&etag)).await;
     assert_eq!(status, StatusCode::NOT_MODIFIED);
@@ -138,13 +153,21 @@ fn pages_have_no_inline_script_style_or_handlers() {
             let tag = script.split('>').next().unwrap_or_default();
             assert!(tag.contains("src="), "{name}: an inline <script>");
             assert!(
-                script.split_once('>').is_some_and(|(_, rest)| rest.starts_with("</script>")),
+                script
+                    .split_once('>')
+                    .is_some_and(|(_, rest)| rest.starts_with("</script>")),
                 "{name}: a script with a body"
             );
         }
         assert!(!html.contains("<style"), "{name}: an inline <style>");
         assert!(!html.contains(" style="), "{name}: a style attribute");
-        for handler in [" onclick=", " onload=", " onerror=", " onsubmit=", "javascript:"] {
+        for handler in [
+            " onclick=",
+            " onload=",
+            " onerror=",
+            " onsubmit=",
+            "javascript:",
+        ] {
             assert!(!html.contains(handler), "{name}: {handler}");
         }
     }
@@ -197,7 +220,10 @@ fn every_import_names_an_embedded_module() {
             } else {
                 format!("{dir}/{relative}")
             };
-            assert!(Assets::get(&path).is_some(), "{name} imports {path}, which is not embedded");
+            assert!(
+                Assets::get(&path).is_some(),
+                "{name} imports {path}, which is not embedded"
+            );
         }
     }
 }

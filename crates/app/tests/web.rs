@@ -102,7 +102,9 @@ async fn log(api: &Client, session: &str, token: &str) -> Vec<Value> {
 }
 
 fn of_type<'a>(log: &'a [Value], event_type: &str) -> Vec<&'a Value> {
-    log.iter().filter(|event| event["type"] == event_type).collect()
+    log.iter()
+        .filter(|event| event["type"] == event_type)
+        .collect()
 }
 
 /// Waits until the page has shown the event with this seq (and all before it).
@@ -139,26 +141,46 @@ async fn shown(browser: &Browser) -> Value {
 /// Checks that a page shows exactly what the log holds: every comment once,
 /// every prompt once with its final status and the agent's whole answer once.
 fn assert_shows_log(who: &str, shown: &Value, log: &[Value]) {
-    let last = log.last().and_then(|event| event["seq"].as_u64()).unwrap_or(0);
-    assert_eq!(shown["lastSeq"], json!(last), "{who} has seen the whole log");
+    let last = log
+        .last()
+        .and_then(|event| event["seq"].as_u64())
+        .unwrap_or(0);
+    assert_eq!(
+        shown["lastSeq"],
+        json!(last),
+        "{who} has seen the whole log"
+    );
     let comments: Vec<&str> = of_type(log, "comment.posted")
         .iter()
         .map(|event| text(event, "/data/text"))
         .collect();
-    assert_eq!(shown["comments"], json!(comments), "{who} shows each comment once");
+    assert_eq!(
+        shown["comments"],
+        json!(comments),
+        "{who} shows each comment once"
+    );
     let prompts = shown["prompts"].as_array().expect("prompts");
     let submitted = of_type(log, "prompt.submitted");
-    assert_eq!(prompts.len(), submitted.len(), "{who} shows each prompt once");
+    assert_eq!(
+        prompts.len(),
+        submitted.len(),
+        "{who} shows each prompt once"
+    );
     for (prompt, event) in prompts.iter().zip(submitted) {
         let id = text(event, "/data/id");
         let answer: String = log
             .iter()
             .filter(|e| {
-                e["type"] == "agent.output" && e["data"]["promptId"] == id && e["data"]["kind"] == "message"
+                e["type"] == "agent.output"
+                    && e["data"]["promptId"] == id
+                    && e["data"]["kind"] == "message"
             })
             .map(|e| text(e, "/data/text"))
             .collect();
-        assert_eq!(prompt["text"], event["data"]["text"], "{who}: the prompt's text");
+        assert_eq!(
+            prompt["text"], event["data"]["text"],
+            "{who}: the prompt's text"
+        );
         // The page renders the answer's Markdown; the echo of plain words reads
         // the same, but for line breaks.
         let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -185,7 +207,8 @@ async fn a_host_and_a_guest_run_a_session_in_two_browsers() {
     host.open(&format!("{base}/")).await;
     host.type_into("#api-key", ADMIN_KEY).await;
     host.click("#signin-form", "Sign in").await;
-    host.type_into("#create-title", "Fix the flaky login test").await;
+    host.type_into("#create-title", "Fix the flaky login test")
+        .await;
     host.type_into("#create-name", "Grace").await;
     host.click("#create-form", "Create session").await;
     let invite_url = host
@@ -196,8 +219,12 @@ async fn a_host_and_a_guest_run_a_session_in_two_browsers() {
         )
         .await;
     let invite_url = invite_url.as_str().expect("a link").to_owned();
-    assert!(invite_url.starts_with(&format!("{base}/join#tdm_inv_")), "{invite_url}");
-    host.wait_for_text("#session-rows", "Fix the flaky login test").await;
+    assert!(
+        invite_url.starts_with(&format!("{base}/join#tdm_inv_")),
+        "{invite_url}"
+    );
+    host.wait_for_text("#session-rows", "Fix the flaky login test")
+        .await;
     host.click("#created", "Open the session").await;
     host.wait_for_text("#whoami", "Grace (host)").await;
     let session_id = host
@@ -209,10 +236,18 @@ async fn a_host_and_a_guest_run_a_session_in_two_browsers() {
 
     // The guest opens the invite link, sees what it is for, and joins.
     guest.open(&invite_url).await;
-    guest.wait_for_text("#join-title", "Fix the flaky login test").await;
+    guest
+        .wait_for_text("#join-title", "Fix the flaky login test")
+        .await;
     guest.wait_for_text("#join-role", "collaborator").await;
     assert!(
-        !guest.client.current_url().await.expect("url").as_str().contains("tdm_"),
+        !guest
+            .client
+            .current_url()
+            .await
+            .expect("url")
+            .as_str()
+            .contains("tdm_"),
         "the invite token left the address bar"
     );
     guest.type_into("#display-name", "Ada").await;
@@ -225,13 +260,23 @@ async fn a_host_and_a_guest_run_a_session_in_two_browsers() {
     host.wait_for_text("#participants", "Ada").await;
 
     // She comments and suggests a prompt; the host sees both and approves.
-    guest.type_into("#composer-text", "Looks like a timezone bug").await;
+    guest
+        .type_into("#composer-text", "Looks like a timezone bug")
+        .await;
     guest.click("#composer", "Comment").await;
-    host.wait_for_text("#timeline .comment", "Looks like a timezone bug").await;
-    guest.type_into("#composer-text", "Run the tests with TZ=UTC").await;
+    host.wait_for_text("#timeline .comment", "Looks like a timezone bug")
+        .await;
+    guest
+        .type_into("#composer-text", "Run the tests with TZ=UTC")
+        .await;
     guest.click("#composer", "Suggest prompt").await;
-    host.wait_for_text("#timeline .prompt", "waiting for approval").await;
-    host.click("#timeline .prompt", "Approve the prompt “Run the tests with TZ=UTC”").await;
+    host.wait_for_text("#timeline .prompt", "waiting for approval")
+        .await;
+    host.click(
+        "#timeline .prompt",
+        "Approve the prompt “Run the tests with TZ=UTC”",
+    )
+    .await;
 
     // Both watch the echo agent's answer stream in.
     for browser in [&host, &guest] {
@@ -239,13 +284,17 @@ async fn a_host_and_a_guest_run_a_session_in_two_browsers() {
             .wait_for_text("#timeline .prompt .message", "Run the tests with TZ=UTC")
             .await;
         browser
-            .wait_for_text("#timeline .prompt[data-status=completed]", "Approved by Grace")
+            .wait_for_text(
+                "#timeline .prompt[data-status=completed]",
+                "Approved by Grace",
+            )
             .await;
     }
 
     // The host's own prompt asks for a permission: everyone sees the request,
     // the host answers with the agent's own options, everyone sees the answer.
-    host.type_into("#composer-text", "/permission\nCheck the fix").await;
+    host.type_into("#composer-text", "/permission\nCheck the fix")
+        .await;
     host.click("#composer", "Run prompt").await;
     guest
         .wait_for_text("#timeline .permission", "Waiting for the host to answer")
@@ -256,8 +305,19 @@ async fn a_host_and_a_guest_run_a_session_in_two_browsers() {
             .wait_for_text("#timeline .permission", "Answer: Allow by Grace")
             .await;
         browser
-            .wait_for_text("#timeline .prompt[data-status=completed] .message", "Check the fix")
+            .wait_for_text(
+                "#timeline .prompt[data-status=completed] .message",
+                "Check the fix",
+            )
             .await;
+    }
+
+    // The screenshot of the README: the host's page, as it is now.
+    let screenshot = host.screenshot().await;
+    assert!(screenshot.starts_with(b"\x89PNG"), "a PNG");
+    if std::env::var_os("TANDEM_UPDATE_SCREENSHOT").is_some() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/session.png");
+        std::fs::write(&path, &screenshot).expect("write the README's screenshot");
     }
 
     // The server restarts while the agent streams: both pages say they are
@@ -295,10 +355,15 @@ async fn a_host_and_a_guest_run_a_session_in_two_browsers() {
             )
             .await;
     }
-    guest.type_into("#composer-text", "Back after the restart").await;
+    guest
+        .type_into("#composer-text", "Back after the restart")
+        .await;
     guest.click("#composer", "Comment").await;
     let after_restart = log(&api, &session_id, ADMIN_KEY).await;
-    let last = after_restart.last().and_then(|event| event["seq"].as_u64()).expect("a seq");
+    let last = after_restart
+        .last()
+        .and_then(|event| event["seq"].as_u64())
+        .expect("a seq");
     for (who, browser) in [("the host", &host), ("the guest", &guest)] {
         wait_for_seq(browser, last).await;
         assert_shows_log(who, &shown(browser).await, &after_restart);
@@ -315,21 +380,17 @@ async fn a_host_and_a_guest_run_a_session_in_two_browsers() {
             vec![],
         )
         .await;
-    guest.wait_for_text("#composer-note", "You are a viewer").await;
+    guest
+        .wait_for_text("#composer-note", "You are a viewer")
+        .await;
     guest.wait_for_text("#whoami", "Ada (viewer)").await;
-
-    // The screenshot of the README: the host's page, as it is now.
-    let screenshot = host.screenshot().await;
-    assert!(screenshot.starts_with(b"\x89PNG"), "a PNG");
-    if std::env::var_os("TANDEM_UPDATE_SCREENSHOT").is_some() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/session.png");
-        std::fs::write(&path, &screenshot).expect("write the README's screenshot");
-    }
 
     // The host removes the guest: her page says so and stops.
     host.click("#participants", "Remove Ada").await;
     host.click("#participants", "Confirm removing Ada").await;
-    guest.wait_for_text("#banner", "You were removed from this session.").await;
+    guest
+        .wait_for_text("#banner", "You were removed from this session.")
+        .await;
     guest
         .wait_for(
             "stop following the session",
@@ -339,10 +400,20 @@ async fn a_host_and_a_guest_run_a_session_in_two_browsers() {
             vec![],
         )
         .await;
-    host.wait_for_text("#timeline .note", "Grace removed Ada.").await;
+    host.wait_for_text("#timeline .note", "Grace removed Ada.")
+        .await;
 
-    host.client.clone().close().await.expect("the host's browser closes");
-    guest.client.clone().close().await.expect("the guest's browser closes");
+    host.client
+        .clone()
+        .close()
+        .await
+        .expect("the host's browser closes");
+    guest
+        .client
+        .clone()
+        .close()
+        .await
+        .expect("the guest's browser closes");
     server.stop().await;
 }
 
@@ -386,19 +457,30 @@ async fn markup_and_script_from_people_and_the_agent_are_shown_as_text_and_never
         )
         .await;
     let guest_token = text(&joined, "/token").to_owned();
-    api.post(&format!("{session}/comments"), &guest_token, json!({ "text": hostile }), 201)
-        .await;
+    api.post(
+        &format!("{session}/comments"),
+        &guest_token,
+        json!({ "text": hostile }),
+        201,
+    )
+    .await;
 
     let driver = Driver::start().await;
     let host = driver.browser(1280, 900).await;
     host.open(text(&created, "/host/url")).await;
-    host.wait_for_text("#timeline .comment", "<script>window.__xss = 'script'</script>")
-        .await;
+    host.wait_for_text(
+        "#timeline .comment",
+        "<script>window.__xss = 'script'</script>",
+    )
+    .await;
     // The host's prompt is echoed back by the agent: agent output full of markup.
     host.type_into("#composer-text", &hostile).await;
     host.click("#composer", "Run prompt").await;
-    host.wait_for_text("#timeline .prompt[data-status=completed] .message", "click me")
-        .await;
+    host.wait_for_text(
+        "#timeline .prompt[data-status=completed] .message",
+        "click me",
+    )
+    .await;
 
     let report = host
         .run(
@@ -420,19 +502,45 @@ async fn markup_and_script_from_people_and_the_agent_are_shown_as_text_and_never
             vec![],
         )
         .await;
-    assert_eq!(report["flag"], Value::Null, "no injected script ran: {report}");
-    assert_eq!(report["injected"], 0, "no injected element exists: {report}");
-    assert_eq!(report["javascriptLinks"], 0, "no link other than http(s)/mailto: {report}");
-    assert_eq!(report["handlers"], 0, "no element has an event handler attribute: {report}");
+    assert_eq!(
+        report["flag"],
+        Value::Null,
+        "no injected script ran: {report}"
+    );
+    assert_eq!(
+        report["injected"], 0,
+        "no injected element exists: {report}"
+    );
+    assert_eq!(
+        report["javascriptLinks"], 0,
+        "no link other than http(s)/mailto: {report}"
+    );
+    assert_eq!(
+        report["handlers"], 0,
+        "no element has an event handler attribute: {report}"
+    );
     assert_eq!(
         report["scripts"].as_array().map(Vec::len),
         Some(1),
         "only the page's own module: {report}"
     );
-    assert_eq!(report["comment"], json!(hostile), "the comment is shown literally");
-    for payload in [payloads[0], payloads[1], payloads[2], payloads[5], payloads[6]] {
+    assert_eq!(
+        report["comment"],
+        json!(hostile),
+        "the comment is shown literally"
+    );
+    for payload in [
+        payloads[0],
+        payloads[1],
+        payloads[2],
+        payloads[5],
+        payloads[6],
+    ] {
         assert!(
-            report["answer"].as_str().unwrap_or_default().contains(payload),
+            report["answer"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(payload),
             "the agent's markup is shown as text: {payload}"
         );
     }
@@ -440,7 +548,10 @@ async fn markup_and_script_from_people_and_the_agent_are_shown_as_text_and_never
         report["title"],
         json!("<b>bold</b><script>window.__xss='title'</script>")
     );
-    assert_eq!(report["visible"], "block", "an injected style changed nothing");
+    assert_eq!(
+        report["visible"], "block",
+        "an injected style changed nothing"
+    );
     // Following the rendered "links" does nothing either.
     host.click("#timeline .message", "click me").await;
     host.click("#timeline .message", "also me").await;
@@ -450,6 +561,10 @@ async fn markup_and_script_from_people_and_the_agent_are_shown_as_text_and_never
         host.client.get_alert_text().await.is_err(),
         "no alert was opened"
     );
-    host.client.clone().close().await.expect("the browser closes");
+    host.client
+        .clone()
+        .close()
+        .await
+        .expect("the browser closes");
     server.stop().await;
 }

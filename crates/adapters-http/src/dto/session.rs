@@ -252,7 +252,10 @@ pub(crate) struct HostCredentials {
     pub(crate) token: String,
     /// The link that opens the session as its host in the web app: the token
     /// travels in the URL fragment, which browsers never send to a server.
-    #[schema(format = "uri", example = "http://127.0.0.1:8080/s/0190a7b2-.../#tdm_pt_...")]
+    #[schema(
+        format = "uri",
+        example = "http://127.0.0.1:8080/s/0190a7b2-...#tdm_pt_..."
+    )]
     pub(crate) url: String,
 }
 

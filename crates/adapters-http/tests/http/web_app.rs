@@ -21,7 +21,9 @@ async fn the_create_response_carries_a_host_link_built_like_invite_links() {
 #[tokio::test]
 async fn me_names_the_participant_or_the_api_key_behind_a_token() {
     let app = App::new().await;
-    let created = app.create_session(json!({ "hostDisplayName": "Grace" })).await;
+    let created = app
+        .create_session(json!({ "hostDisplayName": "Grace" }))
+        .await;
     let (ada, ada_token) = app.join(&created.invite, "Ada").await;
 
     let me = app.get("/v1/me", &ada_token).await;
@@ -60,7 +62,7 @@ async fn me_names_the_participant_or_the_api_key_behind_a_token() {
         None,
     )
     .await
-    .expect(StatusCode::OK);
+    .expect(StatusCode::NO_CONTENT);
     app.get("/v1/me", &ada_token)
         .await
         .expect_problem(StatusCode::UNAUTHORIZED, "PARTICIPANT_GONE");
@@ -96,7 +98,14 @@ async fn an_invite_preview_shows_title_and_role_and_refuses_what_a_join_refuses(
     assert_eq!(body["role"], "collaborator");
     assert_eq!(body["inviteExpiresAt"], serde_json::Value::Null);
     assert!(body["sessionExpiresAt"].is_string());
-    for private in ["participants", "host", "hostUserId", "uses", "token", "displayName"] {
+    for private in [
+        "participants",
+        "host",
+        "hostUserId",
+        "uses",
+        "token",
+        "displayName",
+    ] {
         assert!(!has_key(body, private), "{private} leaked");
     }
 
@@ -128,9 +137,13 @@ async fn an_invite_preview_shows_title_and_role_and_refuses_what_a_join_refuses(
         .await
         .expect_problem(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED");
 
-    app.post(&format!("/v1/sessions/{}/close", created.id), &created.host, json!({}))
-        .await
-        .expect(StatusCode::OK);
+    app.post(
+        &format!("/v1/sessions/{}/close", created.id),
+        &created.host,
+        json!({}),
+    )
+    .await
+    .expect(StatusCode::OK);
     app.get("/v1/invites/preview", &created.invite)
         .await
         .expect_problem(StatusCode::CONFLICT, "SESSION_INACTIVE");
@@ -142,9 +155,8 @@ async fn listed_sessions_count_their_present_participants() {
     let created = app.create_session(json!({})).await;
     let (ada, _) = app.join(&created.invite, "Ada").await;
     app.join(&created.invite, "Lin").await;
-    let count = |reply: &crate::common::Reply| {
-        reply.json["sessions"][0]["participantCount"].clone()
-    };
+    let count =
+        |reply: &crate::common::Reply| reply.json["sessions"][0]["participantCount"].clone();
     let listed = app.get("/v1/sessions", &app.admin).await;
     listed.expect(StatusCode::OK);
     assert_eq!(listed.json["sessions"][0]["id"], created.id.as_str());
@@ -157,7 +169,7 @@ async fn listed_sessions_count_their_present_participants() {
         None,
     )
     .await
-    .expect(StatusCode::OK);
+    .expect(StatusCode::NO_CONTENT);
     let listed = app.get("/v1/sessions", &app.admin).await;
     assert_eq!(count(&listed), 2, "a removed participant no longer counts");
 }

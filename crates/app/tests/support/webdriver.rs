@@ -99,10 +99,7 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        if let Some(group) = i32::try_from(self.child.id())
-            .ok()
-            .and_then(Pid::from_raw)
-        {
+        if let Some(group) = i32::try_from(self.child.id()).ok().and_then(Pid::from_raw) {
             let _ = kill_process_group(group, Signal::KILL);
         }
         let _ = self.child.kill();
