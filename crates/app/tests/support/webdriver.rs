@@ -1,5 +1,5 @@
 //! Real browsers for the web app's tests: Debian's `chromedriver` started on a
-//! free port, and headless Chromium windows driven through WebDriver
+//! free port, and headless Chromium windows driven through `WebDriver`
 //! (fantoccini), each with its own fresh profile (as two people on two
 //! machines). Waits poll the page for a condition until a deadline.
 
@@ -232,7 +232,7 @@ fn truthy(value: &Value) -> bool {
     }
 }
 
-/// The WebDriver id of an element a script returned.
+/// The `WebDriver` id of an element a script returned.
 fn element_id(value: &Value) -> fantoccini::elements::ElementRef {
     let id = value
         .as_object()
