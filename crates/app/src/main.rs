@@ -137,7 +137,8 @@ enum ApiKeyCommand {
         /// The workspace the key belongs to.
         #[arg(long, default_value = "default")]
         workspace: String,
-        /// Scopes: sessions:read, sessions:write, admin (repeatable).
+        /// Scopes: sessions:read, sessions:write, webhooks:read, webhooks:write, admin
+        /// (repeatable).
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
         /// A name to recognise the key by.

@@ -132,6 +132,10 @@ pub(crate) enum Scope {
     SessionsRead,
     #[serde(rename = "sessions:write")]
     SessionsWrite,
+    #[serde(rename = "webhooks:read")]
+    WebhooksRead,
+    #[serde(rename = "webhooks:write")]
+    WebhooksWrite,
     #[serde(rename = "admin")]
     Admin,
 }
@@ -141,6 +145,8 @@ impl From<domain::Scope> for Scope {
         match value {
             domain::Scope::SessionsRead => Self::SessionsRead,
             domain::Scope::SessionsWrite => Self::SessionsWrite,
+            domain::Scope::WebhooksRead => Self::WebhooksRead,
+            domain::Scope::WebhooksWrite => Self::WebhooksWrite,
             domain::Scope::Admin => Self::Admin,
         }
     }
@@ -151,6 +157,8 @@ impl From<Scope> for domain::Scope {
         match value {
             Scope::SessionsRead => Self::SessionsRead,
             Scope::SessionsWrite => Self::SessionsWrite,
+            Scope::WebhooksRead => Self::WebhooksRead,
+            Scope::WebhooksWrite => Self::WebhooksWrite,
             Scope::Admin => Self::Admin,
         }
     }
