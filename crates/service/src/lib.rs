@@ -19,6 +19,7 @@ mod prompts;
 mod runner;
 mod sessions;
 mod tickets;
+mod webhooks;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock, Weak};
@@ -37,6 +38,7 @@ pub use prompts::CancelResult;
 pub use runner::{Agents, PromptRunner, RunnerConfig};
 pub use sessions::{NewSession, SessionCreated, SessionDetails};
 pub use tickets::{IssuedTicket, STREAM_TICKET_TTL};
+pub use webhooks::{WebhookConfig, WebhookDispatcher, WebhookWithSecret};
 
 /// How many times a use case re-reads and retries after a concurrent change.
 const MAX_ATTEMPTS: u32 = 8;
@@ -110,6 +112,7 @@ pub struct Tandem {
     work: Arc<runner::WorkSignal>,
     observers: Arc<RwLock<Vec<Weak<dyn CommitObserver>>>>,
     known_tokens: Arc<credentials::KnownTokens>,
+    webhooks: Arc<webhooks::Webhooks>,
 }
 
 impl std::fmt::Debug for Tandem {
@@ -136,6 +139,7 @@ impl Tandem {
             work: Arc::default(),
             observers: Arc::default(),
             known_tokens: Arc::default(),
+            webhooks: Arc::default(),
         }
     }
 
