@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use tandem_domain::{AttemptResult, WebhookUrl};
 use tandem_ports::{Attempt, OutboundRequest, TargetRefused, WebhookSender};
 
+pub use ipnet::IpNet;
 pub use policy::refusal;
 
 /// What outbound requests may do.

@@ -184,6 +184,35 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// How a webhook's requests are written: `standard` (the event as JSON,
+    /// signed the Standard Webhooks way) or `slack` (a readable `{"text"}`
+    /// message for a Slack-compatible incoming-webhook URL).
+    WebhookFormat <=> domain::WebhookFormat {
+        Standard,
+        Slack,
+    }
+}
+
+wire_enum! {
+    /// Why a webhook receives nothing: `manual` (disabled through the API) or
+    /// `failing` (its deliveries failed for longer than the server retries).
+    DisabledReason <=> domain::DisabledReason {
+        Manual,
+        Failing,
+    }
+}
+
+wire_enum! {
+    /// Where a delivery is: `pending` (to be retried at `nextAttemptAt`),
+    /// `succeeded`, or `failed` (refused by the endpoint, or given up).
+    DeliveryStatus <=> domain::DeliveryStatus {
+        Pending,
+        Succeeded,
+        Failed,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::fmt::Debug;
@@ -227,6 +256,15 @@ mod tests {
         same_texts::<_, PermissionCause>(
             domain::PermissionCause::ALL,
             domain::PermissionCause::as_str,
+        );
+        same_texts::<_, WebhookFormat>(domain::WebhookFormat::ALL, domain::WebhookFormat::as_str);
+        same_texts::<_, DisabledReason>(
+            domain::DisabledReason::ALL,
+            domain::DisabledReason::as_str,
+        );
+        same_texts::<_, DeliveryStatus>(
+            domain::DeliveryStatus::ALL,
+            domain::DeliveryStatus::as_str,
         );
     }
 }

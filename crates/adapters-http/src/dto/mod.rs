@@ -12,6 +12,7 @@ pub(crate) mod participant;
 pub(crate) mod permission;
 pub(crate) mod prompt;
 pub(crate) mod session;
+pub(crate) mod webhook;
 mod validate;
 
 use serde::Serialize;
