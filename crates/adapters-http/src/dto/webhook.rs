@@ -14,6 +14,28 @@ use uuid::Uuid;
 use super::enums::{DeliveryStatus, DisabledReason, WebhookFormat};
 use super::validate::invalid;
 
+/// An event a webhook can receive: a type of the event catalog, or
+/// `prompt.submitted:pending_approval` (prompts waiting for the host's
+/// approval only). The list comes from the domain's catalog.
+pub(crate) struct WebhookEventType;
+
+impl utoipa::PartialSchema for WebhookEventType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let mut values: Vec<&str> = domain::EventPayload::TYPES.to_vec();
+        values.push(domain::EventSelector::PROMPT_AWAITING_APPROVAL.as_str());
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(values))
+            .description(Some(
+                "An event a webhook can receive: a type of the event catalog, or \
+                 `prompt.submitted:pending_approval` (prompts waiting for the host's approval only).",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for WebhookEventType {}
+
 /// Reads a field that may be absent (keep), `null` (clear) or a value (set).
 fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
@@ -42,7 +64,10 @@ pub(crate) struct CreateWebhookRequest {
     /// that wait for the host's approval). Default: those four that need
     /// someone: `prompt.submitted:pending_approval`,
     /// `agent.permission_requested`, `prompt.failed`, `session.closed`.
-    #[schema(example = json!(["prompt.submitted:pending_approval", "agent.permission_requested"]))]
+    #[schema(
+        value_type = Option<Vec<WebhookEventType>>,
+        example = json!(["prompt.submitted:pending_approval", "agent.permission_requested"])
+    )]
     pub(crate) event_types: Option<Vec<String>>,
     /// Only this session's events (of the same workspace); default: every
     /// session of the workspace.
@@ -89,6 +114,7 @@ impl CreateWebhookRequest {
 pub(crate) struct UpdateWebhookRequest {
     pub(crate) url: Option<String>,
     /// As at creation.
+    #[schema(value_type = Option<Vec<WebhookEventType>>)]
     pub(crate) event_types: Option<Vec<String>>,
     /// A session of the workspace, or `null` for every session. Pointing the
     /// webhook at other sessions starts its deliveries from now.
@@ -141,6 +167,7 @@ pub(crate) struct WebhookResponse {
     pub(crate) id: Uuid,
     pub(crate) url: String,
     /// The events it receives (see `CreateWebhookRequest.eventTypes`).
+    #[schema(value_type = Vec<WebhookEventType>)]
     pub(crate) event_types: Vec<String>,
     /// The one session it hears of; `null` for every session of the workspace.
     #[schema(required = true)]
