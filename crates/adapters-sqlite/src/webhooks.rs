@@ -607,10 +607,7 @@ impl WebhookStore for SqliteStore {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
-    async fn webhook_delivery(
-        &self,
-        id: WebhookDeliveryId,
-    ) -> Result<WebhookDelivery, StoreError> {
+    async fn webhook_delivery(&self, id: WebhookDeliveryId) -> Result<WebhookDelivery, StoreError> {
         let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?1");
         let row: DeliveryRow = sqlx::query_as(&sql)
             .bind(id.as_uuid())

@@ -59,10 +59,10 @@ fn refusal_v6(ip: Ipv6Addr) -> Option<&'static str> {
         [0, 0, 0, 0, 0, 0, high, low] => {
             return refusal_v4(embedded(high, low)).or(Some("an IPv4-compatible address"));
         }
-        // NAT64, well-known prefix: 64:ff9b::a.b.c.d
-        [0x64, 0xff9b, 0, 0, 0, 0, high, low] => return refusal_v4(embedded(high, low)),
-        // 6to4: 2002:aabb:ccdd::
-        [0x2002, high, low, ..] => return refusal_v4(embedded(high, low)),
+        // NAT64, well-known prefix: 64:ff9b::a.b.c.d; 6to4: 2002:aabb:ccdd::
+        [0x64, 0xff9b, 0, 0, 0, 0, high, low] | [0x2002, high, low, ..] => {
+            return refusal_v4(embedded(high, low));
+        }
         _ => {}
     }
     let first = segments[0];
@@ -160,7 +160,10 @@ mod tests {
         let loopback: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
         assert_eq!(refusal("127.0.0.1".parse().unwrap(), &loopback), None);
         assert_eq!(refusal("::1".parse().unwrap(), &loopback), None);
-        assert_eq!(refusal("::ffff:127.0.0.1".parse().unwrap(), &loopback), None);
+        assert_eq!(
+            refusal("::ffff:127.0.0.1".parse().unwrap(), &loopback),
+            None
+        );
         assert!(refusal("10.0.0.1".parse().unwrap(), &loopback).is_some());
         assert!(refusal("169.254.169.254".parse().unwrap(), &loopback).is_some());
     }

@@ -32,12 +32,7 @@ async fn receiver() -> (SocketAddr, Seen) {
         .route("/ok", post(record(Arc::clone(&seen))))
         .route(
             "/redirect",
-            post(|| async {
-                (
-                    StatusCode::FOUND,
-                    [(header::LOCATION, "/ok")],
-                )
-            }),
+            post(|| async { (StatusCode::FOUND, [(header::LOCATION, "/ok")]) }),
         )
         .route(
             "/busy",
@@ -105,7 +100,12 @@ async fn requests_reach_an_allowed_receiver_with_their_headers() {
     let (headers, body) = &seen[0];
     assert_eq!(headers["webhook-id"], "msg_1");
     assert_eq!(headers["content-type"], "application/json");
-    assert!(headers["user-agent"].to_str().unwrap().starts_with("Tandem-Webhooks/"));
+    assert!(
+        headers["user-agent"]
+            .to_str()
+            .unwrap()
+            .starts_with("Tandem-Webhooks/")
+    );
     assert_eq!(&body[..], br#"{"hello":"world"}"#);
 }
 
@@ -139,7 +139,10 @@ async fn internal_targets_are_refused_and_nothing_is_sent() {
             attempt.result
         );
     }
-    assert!(seen.lock().unwrap().is_empty(), "nothing reached the receiver");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing reached the receiver"
+    );
 
     let https_only = HttpWebhookSender::new(OutboundPolicy::default()).unwrap();
     let refused = https_only
@@ -158,7 +161,9 @@ async fn internal_targets_are_refused_and_nothing_is_sent() {
 async fn redirects_are_not_followed_and_retry_after_is_read() {
     let (addr, seen) = receiver().await;
     let sender = HttpWebhookSender::new(loopback_policy()).unwrap();
-    let redirected = sender.send(request(&format!("http://{addr}/redirect"))).await;
+    let redirected = sender
+        .send(request(&format!("http://{addr}/redirect")))
+        .await;
     assert_eq!(
         redirected.result,
         AttemptResult::Answered {
@@ -166,7 +171,10 @@ async fn redirects_are_not_followed_and_retry_after_is_read() {
             retry_after: None
         }
     );
-    assert!(seen.lock().unwrap().is_empty(), "the redirect was not followed");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the redirect was not followed"
+    );
     let busy = sender.send(request(&format!("http://{addr}/busy"))).await;
     assert_eq!(
         busy.result,

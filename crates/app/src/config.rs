@@ -61,7 +61,7 @@ pub struct Config {
 }
 
 /// Outbound webhooks' settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct WebhookSettings {
     /// Which targets requests may reach (https only and public addresses by
     /// default), timeouts, the answer size read.
@@ -69,15 +69,6 @@ pub struct WebhookSettings {
     /// Retries, secret rotation grace, scans and leases (its `public_url` is
     /// the server's, set at start).
     pub delivery: tandem_service::WebhookConfig,
-}
-
-impl Default for WebhookSettings {
-    fn default() -> Self {
-        Self {
-            outbound: tandem_webhook::OutboundPolicy::default(),
-            delivery: tandem_service::WebhookConfig::default(),
-        }
-    }
 }
 
 /// How a profile's agent is run.

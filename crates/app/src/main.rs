@@ -142,11 +142,21 @@ struct Settings {
     )]
     webhook_retry_first: String,
     /// The longest wait between two attempts of a webhook delivery.
-    #[arg(long, env = "TANDEM_WEBHOOK_RETRY_MAX", default_value = "1h", global = true)]
+    #[arg(
+        long,
+        env = "TANDEM_WEBHOOK_RETRY_MAX",
+        default_value = "1h",
+        global = true
+    )]
     webhook_retry_max: String,
     /// How long a failing webhook delivery is retried before it is given up and
     /// its webhook disabled.
-    #[arg(long, env = "TANDEM_WEBHOOK_RETRY_FOR", default_value = "24h", global = true)]
+    #[arg(
+        long,
+        env = "TANDEM_WEBHOOK_RETRY_FOR",
+        default_value = "24h",
+        global = true
+    )]
     webhook_retry_for: String,
     /// Seconds a replica's lease on delivering to a webhook lasts; a replica that
     /// dies holds its webhooks this long at most. At least twice the timeout.

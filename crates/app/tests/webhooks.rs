@@ -58,7 +58,8 @@ impl Hit {
     }
 
     fn succeeded(&self) -> bool {
-        self.answered.is_some_and(|status| (200..300).contains(&status))
+        self.answered
+            .is_some_and(|status| (200..300).contains(&status))
     }
 }
 
@@ -380,14 +381,20 @@ async fn needs_you(server: &TestServer) {
         !shown.to_string().contains(&secret[6..]),
         "the secret is shown once"
     );
-    let (slack, slack_secret) =
-        webhook(&api, admin, &receiver.url("/slack"), json!({"format": "slack"})).await;
+    let (slack, slack_secret) = webhook(
+        &api,
+        admin,
+        &receiver.url("/slack"),
+        json!({"format": "slack"}),
+    )
+    .await;
     assert_ne!(slack_secret, secret);
 
     let t = team(&api, admin).await;
     // 1. A collaborator's prompt waits for the host.
     let asked = t.submit(&api, &t.ada, "please fix the flaky test").await;
-    t.events_until(&api, |e| e["type"] == "prompt.submitted").await;
+    t.events_until(&api, |e| e["type"] == "prompt.submitted")
+        .await;
     api.post(
         &format!("{}/prompts/{asked}/approve", t.path),
         &t.host,
@@ -494,17 +501,37 @@ async fn needs_you(server: &TestServer) {
         .iter()
         .map(|hit| text(&verified(&slack_secret, hit), "/text").to_owned())
         .collect();
-    assert!(messages[0].contains("*Ada* wants to prompt the agent"), "{}", messages[0]);
-    assert!(messages[0].contains("&lt;the&gt;"), "escaped: {}", messages[0]);
-    assert!(messages[0].contains("> please fix the flaky test"), "{}", messages[0]);
+    assert!(
+        messages[0].contains("*Ada* wants to prompt the agent"),
+        "{}",
+        messages[0]
+    );
+    assert!(
+        messages[0].contains("&lt;the&gt;"),
+        "escaped: {}",
+        messages[0]
+    );
+    assert!(
+        messages[0].contains("> please fix the flaky test"),
+        "{}",
+        messages[0]
+    );
     assert!(
         messages[0].contains(&format!("<{page}#prompt-{asked}|Review the prompt>")),
         "{}",
         messages[0]
     );
-    assert!(messages[1].contains("Answer the request"), "{}", messages[1]);
+    assert!(
+        messages[1].contains("Answer the request"),
+        "{}",
+        messages[1]
+    );
     assert!(messages[2].contains("A prompt failed"), "{}", messages[2]);
-    assert!(messages[3].contains("ended (closed by host)"), "{}", messages[3]);
+    assert!(
+        messages[3].contains("ended (closed by host)"),
+        "{}",
+        messages[3]
+    );
     assert!(messages[3].contains("> fixed"), "{}", messages[3]);
 
     // Attempts are visible.
@@ -518,7 +545,9 @@ async fn needs_you(server: &TestServer) {
         assert_eq!(delivery["error"], Value::Null);
     }
     assert_eq!(
-        list.iter().map(|d| d["eventType"].clone()).collect::<Vec<_>>(),
+        list.iter()
+            .map(|d| d["eventType"].clone())
+            .collect::<Vec<_>>(),
         [
             "session.closed",
             "prompt.failed",
@@ -577,10 +606,15 @@ async fn a_failing_receiver_gets_everything_once_it_recovers() {
     }
     receiver.wait(|hits| (hits.len() >= 3).then_some(())).await;
     let list = deliveries_until(&api, admin, &hook, |list| {
-        list.first().is_some_and(|d| d["attempts"].as_u64() >= Some(2))
+        list.first()
+            .is_some_and(|d| d["attempts"].as_u64() >= Some(2))
     })
     .await;
-    assert_eq!(list.len(), 1, "later events wait behind the first: {list:?}");
+    assert_eq!(
+        list.len(),
+        1,
+        "later events wait behind the first: {list:?}"
+    );
     assert_eq!(list[0]["status"], "pending");
     assert_eq!(list[0]["responseStatus"], 503);
     assert_eq!(list[0]["error"], "the endpoint answered 503");
@@ -703,7 +737,10 @@ async fn a_refused_delivery_is_recorded_skipped_and_retried_by_hand() {
         )
         .await;
     assert_eq!(succeeded["deliveries"].as_array().map(Vec::len), Some(1));
-    assert!(succeeded["next"].is_string(), "a full page has a next cursor");
+    assert!(
+        succeeded["next"].is_string(),
+        "a full page has a next cursor"
+    );
     server.stop().await;
 }
 
@@ -738,7 +775,11 @@ async fn a_webhook_failing_for_too_long_is_disabled_and_restarts_from_now() {
     t.submit(&api, &t.ada, "while disabled").await;
     receiver.set(Mode::Ok);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(receiver.hits().len(), attempts, "a disabled webhook gets nothing");
+    assert_eq!(
+        receiver.hits().len(),
+        attempts,
+        "a disabled webhook gets nothing"
+    );
 
     let enabled = api
         .patch(
@@ -810,13 +851,17 @@ async fn private_targets_are_refused_at_creation_and_at_delivery() {
     let t = team(&api, &admin).await;
     t.submit(&api, &t.ada, "to nowhere").await;
     let list = deliveries_until(&api, &admin, &hook, |list| {
-        list.first().is_some_and(|d| d["attempts"].as_u64() >= Some(1))
+        list.first()
+            .is_some_and(|d| d["attempts"].as_u64() >= Some(1))
     })
     .await;
     assert_eq!(list[0]["status"], "pending");
     assert_eq!(list[0]["responseStatus"], Value::Null);
     let error = text(&list[0], "/error");
-    assert!(error.contains("refused") && error.contains("loopback"), "{error}");
+    assert!(
+        error.contains("refused") && error.contains("loopback"),
+        "{error}"
+    );
     assert!(receiver.hits().is_empty(), "nothing was sent");
     // Moving it to a private address is refused too.
     let moved = api
@@ -1010,7 +1055,8 @@ async fn the_webhook_api_checks_scopes_workspaces_and_input() {
     assert_eq!(code(&hidden), "WEBHOOK_NOT_FOUND");
     api.get(&format!("/v1/webhooks/{hook}/deliveries"), other, 404)
         .await;
-    api.delete(&format!("/v1/webhooks/{hook}"), other, 404).await;
+    api.delete(&format!("/v1/webhooks/{hook}"), other, 404)
+        .await;
     assert_eq!(
         api.get("/v1/webhooks", other, 200).await["webhooks"],
         json!([])
@@ -1043,11 +1089,21 @@ async fn the_webhook_api_checks_scopes_workspaces_and_input() {
         .collect();
     assert_eq!(fields, ["url", "eventTypes", "description"]);
     let empty = api
-        .post("/v1/webhooks", admin, json!({"url": url, "eventTypes": []}), 422)
+        .post(
+            "/v1/webhooks",
+            admin,
+            json!({"url": url, "eventTypes": []}),
+            422,
+        )
         .await;
     assert_eq!(empty["errors"][0]["field"], "eventTypes");
     let unknown = api
-        .post("/v1/webhooks", admin, json!({"url": url, "secret": "mine"}), 422)
+        .post(
+            "/v1/webhooks",
+            admin,
+            json!({"url": url, "secret": "mine"}),
+            422,
+        )
         .await;
     assert_eq!(code(&unknown), "VALIDATION_FAILED");
     let bad_path = api.get("/v1/webhooks/not-a-uuid", admin, 400).await;
@@ -1173,10 +1229,7 @@ async fn a_killed_server_loses_no_notification() {
         list.first().is_some_and(|d| d["status"] == "pending")
     })
     .await;
-    assert!(
-        text(&list[0], "/error").contains("unreachable"),
-        "{list:?}"
-    );
+    assert!(text(&list[0], "/error").contains("unreachable"), "{list:?}");
     drop(first);
 
     // Back up, the receiver hangs; the server dies with the request in flight.

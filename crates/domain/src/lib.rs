@@ -50,8 +50,8 @@ pub use text::{CommentText, DisplayName, PromptText, Summary, TextLimits, Title}
 pub use webhook::{
     AttemptResult, DeliveryStatus, Disabled, DisabledReason, EventSelector, NewWebhook,
     PreviousSecret, RetryPolicy, StoredWebhook, Verdict, WebhookDelivery, WebhookDescription,
-    WebhookEndpoint, WebhookEventTypes, WebhookFormat, WebhookPatch, WebhookSecret,
-    WebhookUpdated, WebhookUrl,
+    WebhookEndpoint, WebhookEventTypes, WebhookFormat, WebhookPatch, WebhookSecret, WebhookUpdated,
+    WebhookUrl,
 };
 
 /// The outcome of a state transition: the entity's new state and the events it

@@ -47,7 +47,8 @@ impl WebhookUrl {
                 },
             ));
         }
-        let url = url::Url::parse(raw).map_err(|_| invalid("an absolute http:// or https:// URL"))?;
+        let url =
+            url::Url::parse(raw).map_err(|_| invalid("an absolute http:// or https:// URL"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid("an http:// or https:// URL"));
         }
@@ -112,7 +113,10 @@ impl WebhookDescription {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let text = raw.trim();
         if text.is_empty() {
-            return Err(ValidationError::new("description", ValidationProblem::Empty));
+            return Err(ValidationError::new(
+                "description",
+                ValidationProblem::Empty,
+            ));
         }
         if text.chars().count() > Self::MAX_CHARS {
             return Err(ValidationError::new(
@@ -470,7 +474,12 @@ impl WebhookEndpoint {
     /// Replaces the signing secret with `secret`; the old one keeps signing
     /// (beside the new one) for `grace`.
     #[must_use]
-    pub fn rotate_secret(&self, secret: WebhookSecret, grace: TimeDelta, now: DateTime<Utc>) -> Self {
+    pub fn rotate_secret(
+        &self,
+        secret: WebhookSecret,
+        grace: TimeDelta,
+        now: DateTime<Utc>,
+    ) -> Self {
         let mut next = self.clone();
         next.previous_secret = Some(PreviousSecret {
             secret: std::mem::replace(&mut next.secret, secret),
@@ -720,11 +729,7 @@ impl RetryPolicy {
 
     /// Whether a delivery first attempted at `first_attempt` is given up at `now`
     /// instead of being tried again at `next`.
-    pub fn gives_up(
-        &self,
-        first_attempt: DateTime<Utc>,
-        next: DateTime<Utc>,
-    ) -> bool {
+    pub fn gives_up(&self, first_attempt: DateTime<Utc>, next: DateTime<Utc>) -> bool {
         let limit = TimeDelta::from_std(self.give_up_after).unwrap_or(TimeDelta::MAX);
         next.signed_duration_since(first_attempt) > limit
     }
@@ -893,12 +898,18 @@ mod tests {
         assert_eq!(answered(200).verdict(), Verdict::Succeeded);
         assert_eq!(answered(204).verdict(), Verdict::Succeeded);
         for status in [408, 429, 500, 502, 503] {
-            assert!(matches!(answered(status).verdict(), Verdict::Retry { .. }), "{status}");
+            assert!(
+                matches!(answered(status).verdict(), Verdict::Retry { .. }),
+                "{status}"
+            );
         }
         for status in [301, 400, 401, 404, 410, 422] {
             assert_eq!(answered(status).verdict(), Verdict::Failed, "{status}");
         }
-        assert!(matches!(AttemptResult::TimedOut.verdict(), Verdict::Retry { .. }));
+        assert!(matches!(
+            AttemptResult::TimedOut.verdict(),
+            Verdict::Retry { .. }
+        ));
         let wait = AttemptResult::Answered {
             status: 429,
             retry_after: Some(Duration::from_secs(30)),

@@ -155,8 +155,7 @@ pub trait WebhookStore: Send + Sync {
     ) -> Result<Vec<WebhookDelivery>, StoreError>;
 
     /// The delivery with this id; `NotFound` if there is none.
-    async fn webhook_delivery(&self, id: WebhookDeliveryId)
-    -> Result<WebhookDelivery, StoreError>;
+    async fn webhook_delivery(&self, id: WebhookDeliveryId) -> Result<WebhookDelivery, StoreError>;
 
     /// Replaces a delivery's status and what its last attempt saw (a retry by
     /// hand); `NotFound` if it does not exist.
@@ -206,9 +205,7 @@ pub struct NoWebhooks;
 #[async_trait]
 impl WebhookSender for NoWebhooks {
     async fn check(&self, _url: &WebhookUrl) -> Result<(), TargetRefused> {
-        Err(TargetRefused(
-            "this server sends no webhooks".to_owned(),
-        ))
+        Err(TargetRefused("this server sends no webhooks".to_owned()))
     }
 
     async fn send(&self, _request: OutboundRequest) -> Attempt {

@@ -12,8 +12,8 @@ pub(crate) mod participant;
 pub(crate) mod permission;
 pub(crate) mod prompt;
 pub(crate) mod session;
-pub(crate) mod webhook;
 mod validate;
+pub(crate) mod webhook;
 
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -36,16 +36,40 @@ impl utoipa::PartialSchema for WebhookEventType {
 
 impl ToSchema for WebhookEventType {}
 
-/// Reads a field that may be absent (keep), `null` (clear) or a value (set).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
+/// A field of a change that may be absent (keep the value), `null` (clear it)
+/// or a value (set it).
+#[derive(Debug, Default)]
+pub(crate) enum Nullable<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
 }
 
-fn event_types(raw: Option<&[String]>) -> Result<Option<WebhookEventTypes>, domain::ValidationError> {
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Nullable<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Option::<T>::deserialize(deserializer).map(|value| value.map_or(Self::Clear, Self::Set))
+    }
+}
+
+impl<T> Nullable<T> {
+    /// The domain's form: `None` keeps, `Some(None)` clears, `Some(Some(_))` sets.
+    #[expect(
+        clippy::option_option,
+        reason = "the domain's patch says keep, clear or set with nested options"
+    )]
+    fn parse<U, E>(self, parse: impl FnOnce(T) -> Result<U, E>) -> Result<Option<Option<U>>, E> {
+        match self {
+            Self::Keep => Ok(None),
+            Self::Clear => Ok(Some(None)),
+            Self::Set(value) => parse(value).map(|parsed| Some(Some(parsed))),
+        }
+    }
+}
+
+fn event_types(
+    raw: Option<&[String]>,
+) -> Result<Option<WebhookEventTypes>, domain::ValidationError> {
     raw.map(|names| WebhookEventTypes::parse(names.iter().map(String::as_str)))
         .transpose()
 }
@@ -54,7 +78,7 @@ fn event_types(raw: Option<&[String]>) -> Result<Option<WebhookEventTypes>, doma
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct CreateWebhookRequest {
-    /// Where events are POSTed: an `https://` URL (plain `http://` only where the
+    /// Where events are sent (`POST`): an `https://` URL (plain `http://` only where the
     /// server allows it), which must not point at a loopback, private,
     /// link-local or metadata address.
     #[schema(example = "https://hooks.example.com/tandem")]
@@ -96,14 +120,12 @@ impl CreateWebhookRequest {
                 event_types: event_types.unwrap_or_else(WebhookEventTypes::needs_you),
                 session_id: self.session_id.map(SessionId::from_uuid),
                 description,
-                format: self.format.map_or(domain::WebhookFormat::Standard, Into::into),
+                format: self
+                    .format
+                    .map_or(domain::WebhookFormat::Standard, Into::into),
                 enabled: self.enabled.unwrap_or(true),
             }),
-            (url, types, description) => Err(invalid([
-                url.err(),
-                types.err(),
-                description.err(),
-            ])),
+            (url, types, description) => Err(invalid([url.err(), types.err(), description.err()])),
         }
     }
 }
@@ -118,13 +140,13 @@ pub(crate) struct UpdateWebhookRequest {
     pub(crate) event_types: Option<Vec<String>>,
     /// A session of the workspace, or `null` for every session. Pointing the
     /// webhook at other sessions starts its deliveries from now.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default)]
     #[schema(value_type = Option<Uuid>, nullable)]
-    pub(crate) session_id: Option<Option<Uuid>>,
+    pub(crate) session_id: Nullable<Uuid>,
     /// A note for people, or `null` to remove it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default)]
     #[schema(value_type = Option<String>, nullable)]
-    pub(crate) description: Option<Option<String>>,
+    pub(crate) description: Nullable<String>,
     pub(crate) format: Option<WebhookFormat>,
     /// `false` stops deliveries; `true` starts them again from now (events of
     /// the time between are not sent).
@@ -138,24 +160,20 @@ impl UpdateWebhookRequest {
         let types = event_types(self.event_types.as_deref());
         let description = self
             .description
-            .map(|text| text.as_deref().map(WebhookDescription::parse).transpose())
-            .transpose();
+            .parse(|text| WebhookDescription::parse(&text));
         match (url, types, description) {
             (Ok(url), Ok(event_types), Ok(description)) => Ok(WebhookPatch {
                 url,
                 event_types,
                 session_id: self
                     .session_id
-                    .map(|session| session.map(SessionId::from_uuid)),
+                    .parse(|id| Ok::<_, std::convert::Infallible>(SessionId::from_uuid(id)))
+                    .unwrap_or_else(|never| match never {}),
                 description,
                 format: self.format.map(Into::into),
                 enabled: self.enabled,
             }),
-            (url, types, description) => Err(invalid([
-                url.err(),
-                types.err(),
-                description.err(),
-            ])),
+            (url, types, description) => Err(invalid([url.err(), types.err(), description.err()])),
         }
     }
 }

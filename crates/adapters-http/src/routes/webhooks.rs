@@ -51,7 +51,10 @@ pub(crate) async fn create_webhook(
 ) -> Result<(StatusCode, Json<WebhookSecretResponse>), ApiError> {
     let new = body.parse()?;
     let created = state.tandem.create_webhook(&caller, new).await?;
-    Ok((StatusCode::CREATED, Json(WebhookSecretResponse::from(&created))))
+    Ok((
+        StatusCode::CREATED,
+        Json(WebhookSecretResponse::from(&created)),
+    ))
 }
 
 /// List the workspace's webhooks.

@@ -91,7 +91,13 @@ async fn backlog<S: SessionStore>(
         .await
         .expect("backlog")
         .into_iter()
-        .map(|entry| (entry.session_id, entry.delivered.get(), entry.last_seq.get()))
+        .map(|entry| {
+            (
+                entry.session_id,
+                entry.delivered.get(),
+                entry.last_seq.get(),
+            )
+        })
         .collect()
 }
 
@@ -312,7 +318,13 @@ pub async fn progress_moves_the_cursor_with_its_delivery<S: SessionStore>(store:
         .await
         .expect("record");
     assert_eq!(backlog(&store, webhook.id(), 61).await, vec![]);
-    assert!(store.webhooks_due(at(61), 10).await.expect("due").is_empty());
+    assert!(
+        store
+            .webhooks_due(at(61), 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
     let due = store
         .webhook_backlog(webhook.id(), at(62), 10)
         .await
@@ -330,7 +342,10 @@ pub async fn progress_moves_the_cursor_with_its_delivery<S: SessionStore>(store:
     second.response_status = Some(204);
     second.error = None;
     store
-        .record_webhook_progress(&progress(&webhook, id, last, None, Some(second)), "worker-1")
+        .record_webhook_progress(
+            &progress(&webhook, id, last, None, Some(second)),
+            "worker-1",
+        )
         .await
         .expect("record");
     assert_eq!(backlog(&store, webhook.id(), 63).await, vec![]);
@@ -360,7 +375,10 @@ pub async fn progress_moves_the_cursor_with_its_delivery<S: SessionStore>(store:
             at(70),
         )
         .endpoint;
-    store.update_webhook(&restarted, true).await.expect("update");
+    store
+        .update_webhook(&restarted, true)
+        .await
+        .expect("update");
     assert!(matches!(
         store
             .record_webhook_progress(&progress(&webhook, id, last, None, None), "worker-1")
@@ -605,5 +623,11 @@ pub async fn webhook_leases_admit_one_holder_until_expiry<S: SessionStore + Clon
         won += usize::from(result.expect("task"));
     }
     assert_eq!(won, 1, "exactly one racer takes a free lease");
-    assert!(store.webhooks_due(at(61), 10).await.expect("due").is_empty());
+    assert!(
+        store
+            .webhooks_due(at(61), 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
 }

@@ -98,7 +98,9 @@ impl WebhookDispatcher {
     /// leases are released, and the returned task ends.
     pub fn start(self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         let observer: Arc<dyn CommitObserver> = self.shared.clone();
-        self.shared.tandem.observe_commits(Arc::downgrade(&observer));
+        self.shared
+            .tandem
+            .observe_commits(Arc::downgrade(&observer));
         let shared = self.shared;
         tokio::spawn(async move {
             tokio::select! {

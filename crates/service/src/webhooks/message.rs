@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 use tandem_domain::{
-    Actor, EventPayload, Event, PromptStatus, SessionId, WebhookEndpoint, WebhookFormat,
+    Actor, Event, EventPayload, PromptStatus, SessionId, WebhookEndpoint, WebhookFormat,
     WebhookSecret,
 };
 use uuid::Uuid;
@@ -162,7 +162,9 @@ pub(crate) fn body(
             data: event.payload.data(),
             links,
         }),
-        WebhookFormat::Slack => Ok(serde_json::json!({ "text": slack_text(event, links, context) })),
+        WebhookFormat::Slack => {
+            Ok(serde_json::json!({ "text": slack_text(event, links, context) }))
+        }
     };
     // Plain structs of strings, numbers and JSON values always serialize.
     value
@@ -189,6 +191,7 @@ fn clip(text: &str, max: usize) -> String {
 
 /// A readable message: what happened, in which session, and where to act.
 fn slack_text(event: &Event, links: &Links, context: &Context) -> String {
+    use EventPayload as E;
     let session = format!("<{}|{}>", links.session, escape(&context.title));
     let who = context
         .author
@@ -201,32 +204,34 @@ fn slack_text(event: &Event, links: &Links, context: &Context) -> String {
             .collect::<Vec<_>>()
             .join("\n")
     };
+    let open = links.prompt.as_deref().unwrap_or(&links.session);
+    if let EventPayload::PromptSubmitted(prompt) = &event.payload
+        && prompt.status == PromptStatus::PendingApproval
+    {
+        return format!(
+            ":raised_hand: *{who}* wants to prompt the agent in {session}; the host's approval is needed:\n{}\n<{open}|Review the prompt>",
+            quote(prompt.text.as_str()),
+        );
+    }
     match &event.payload {
-        EventPayload::PromptSubmitted(prompt)
-            if prompt.status == PromptStatus::PendingApproval =>
-        {
-            format!(
-                ":raised_hand: *{who}* wants to prompt the agent in {session}; the host's approval is needed:\n{}\n<{}|Review the prompt>",
-                quote(prompt.text.as_str()),
-                links.prompt.as_deref().unwrap_or(&links.session)
-            )
-        }
-        EventPayload::AgentPermissionRequested { tool_call, .. } => {
+        E::AgentPermissionRequested { tool_call, .. } => {
             let tool = tool_call
                 .get("title")
                 .and_then(serde_json::Value::as_str)
-                .map_or_else(|| "a tool".to_owned(), |title| format!("`{}`", escape(&clip(title, 200))));
+                .map_or_else(
+                    || "a tool".to_owned(),
+                    |title| format!("`{}`", escape(&clip(title, 200))),
+                );
             format!(
                 ":lock: The agent asks to run {tool} in {session}. <{}|Answer the request>",
                 links.permission.as_deref().unwrap_or(&links.session)
             )
         }
-        EventPayload::PromptFailed { error, .. } => format!(
-            ":x: A prompt failed in {session}: {}\n<{}|Open the prompt>",
+        E::PromptFailed { error, .. } => format!(
+            ":x: A prompt failed in {session}: {}\n<{open}|Open the prompt>",
             escape(&clip(error, 300)),
-            links.prompt.as_deref().unwrap_or(&links.session)
         ),
-        EventPayload::SessionClosed {
+        E::SessionClosed {
             reason, summary, ..
         } => {
             let mut text = format!(
@@ -239,11 +244,26 @@ fn slack_text(event: &Event, links: &Links, context: &Context) -> String {
             }
             text
         }
-        other => format!(
-            "`{}` in {session}. <{}|Open>",
-            other.event_type(),
-            links.prompt.as_deref().unwrap_or(&links.session)
-        ),
+        other @ (E::SessionCreated(_)
+        | E::SessionUpdated { .. }
+        | E::ParticipantJoined(_)
+        | E::ParticipantLeft { .. }
+        | E::ParticipantUpdated { .. }
+        | E::ParticipantRemoved { .. }
+        | E::CommentPosted(_)
+        | E::PromptSubmitted(_)
+        | E::PromptEdited { .. }
+        | E::PromptApproved { .. }
+        | E::PromptRejected { .. }
+        | E::PromptWithdrawn { .. }
+        | E::PromptStarted { .. }
+        | E::PromptCancelRequested { .. }
+        | E::AgentOutput(_)
+        | E::AgentPermissionResolved { .. }
+        | E::PromptCompleted { .. }
+        | E::PromptCancelled { .. }) => {
+            format!("`{}` in {session}. <{open}|Open>", other.event_type())
+        }
     }
 }
 
@@ -304,11 +324,21 @@ mod tests {
         let secret = WebhookSecret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned());
         let body = br#"{"test": 2432232314}"#;
         assert_eq!(
-            signature(&[&secret], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body),
+            signature(
+                &[&secret],
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1_614_265_330,
+                body
+            ),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
         let other = WebhookSecret::new("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".to_owned());
-        let both = signature(&[&secret, &other], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body);
+        let both = signature(
+            &[&secret, &other],
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1_614_265_330,
+            body,
+        );
         assert_eq!(both.split(' ').count(), 2);
         assert!(both.starts_with("v1,g0hM9SsE"));
     }

@@ -225,8 +225,8 @@ impl Tandem {
         id: WebhookId,
     ) -> Result<WebhookWithSecret, ServiceError> {
         let key = Self::require_key(caller, Scope::WebhooksWrite)?;
-        let grace = TimeDelta::from_std(self.webhooks.config.secret_grace)
-            .unwrap_or(TimeDelta::MAX);
+        let grace =
+            TimeDelta::from_std(self.webhooks.config.secret_grace).unwrap_or(TimeDelta::MAX);
         let secret = message::new_secret();
         let webhook = retry_on_conflict!({
             let webhook = self.visible_webhook(key, id).await?;
