@@ -4,6 +4,8 @@
 //! transition, commits it (state and events in one transaction) through the
 //! `SessionStore`, then wakes stream subscribers through the `EventBus`. Reads and
 //! writes settle lazy expiry: a session past its limits is expired on first touch.
+//! The `PromptRunner` runs prompts through agents; the `WebhookDispatcher`
+//! delivers webhooks from the event log.
 //! The service does no I/O of its own beyond the ports.
 
 mod access;

@@ -264,6 +264,7 @@ async fn deliver_endpoint(shared: &Shared, id: WebhookId) {
         return;
     }
     let store = &shared.tandem.store;
+    let mut previous_round: Option<Vec<WebhookBacklog>> = None;
     'rounds: while !shared.shutdown.is_cancelled() {
         let webhook = match store.webhook(id).await {
             Ok(webhook) if webhook.is_enabled() => webhook,
@@ -284,6 +285,13 @@ async fn deliver_endpoint(shared: &Shared, id: WebhookId) {
                 break;
             }
         };
+        if previous_round.as_ref() == Some(&backlog) {
+            // Nothing moved since the last round: leave it to the next scan
+            // rather than spin.
+            tracing::warn!(webhook_id = %id, "webhook deliveries made no progress");
+            break;
+        }
+        previous_round = Some(backlog.clone());
         for entry in backlog {
             match deliver_session(shared, &webhook, entry, &mut lease).await {
                 Flow::Continue => {}
