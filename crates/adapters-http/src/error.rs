@@ -68,11 +68,14 @@ error_codes! {
     PromptNotFound => "PROMPT_NOT_FOUND", "Prompt not found";
     PermissionRequestNotFound => "PERMISSION_REQUEST_NOT_FOUND", "Permission request not found";
     ApiKeyNotFound => "API_KEY_NOT_FOUND", "API key not found";
+    WebhookNotFound => "WEBHOOK_NOT_FOUND", "Webhook not found";
+    WebhookDeliveryNotFound => "WEBHOOK_DELIVERY_NOT_FOUND", "Webhook delivery not found";
     // Input.
     ValidationFailed => "VALIDATION_FAILED", "Invalid input";
     UnknownAgentProfile => "UNKNOWN_AGENT_PROFILE", "Unknown agent profile";
     ExpiryBeyondMax => "EXPIRY_BEYOND_MAX", "Expiry beyond the maximum lifetime";
     UnknownPermissionOption => "UNKNOWN_PERMISSION_OPTION", "Unknown permission option";
+    WebhookUrlRefused => "WEBHOOK_URL_REFUSED", "Webhook URL refused";
     // State.
     ConcurrentModification => "CONCURRENT_MODIFICATION", "Concurrent modification";
     SessionInactive => "SESSION_INACTIVE", "Session is not active";
@@ -87,6 +90,7 @@ error_codes! {
     PermissionAlreadyResolved => "PERMISSION_ALREADY_RESOLVED", "Permission request already resolved";
     PermissionNotDue => "PERMISSION_NOT_DUE", "Permission request not due";
     ApiKeyAlreadyRevoked => "API_KEY_ALREADY_REVOKED", "API key already revoked";
+    WebhookDeliveryNotFailed => "WEBHOOK_DELIVERY_NOT_FAILED", "Webhook delivery not failed";
     // Load.
     RateLimited => "RATE_LIMITED", "Too many requests";
     // Protocol.
@@ -313,6 +317,11 @@ impl From<ServiceError> for ApiError {
                     detail,
                 )
             },
+            ServiceError::WebhookUrlRefused(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::WebhookUrlRefused,
+                detail,
+            ),
             ServiceError::Invalid(invalid) => {
                 Self::validation(invalid.0.iter().map(FieldError::from).collect())
             }
@@ -345,6 +354,8 @@ const fn not_found_code(resource: Resource) -> ErrorCode {
         Resource::Prompt => ErrorCode::PromptNotFound,
         Resource::PermissionRequest => ErrorCode::PermissionRequestNotFound,
         Resource::ApiKey => ErrorCode::ApiKeyNotFound,
+        Resource::Webhook => ErrorCode::WebhookNotFound,
+        Resource::WebhookDelivery => ErrorCode::WebhookDeliveryNotFound,
     }
 }
 
@@ -399,6 +410,9 @@ impl From<DomainError> for ApiError {
             ),
             DomainError::PermissionNotDue => (StatusCode::CONFLICT, ErrorCode::PermissionNotDue),
             DomainError::ApiKeyRevoked => (StatusCode::CONFLICT, ErrorCode::ApiKeyAlreadyRevoked),
+            DomainError::DeliveryNotFailed(_) => {
+                (StatusCode::CONFLICT, ErrorCode::WebhookDeliveryNotFailed)
+            }
         };
         Self::new(status, code, detail)
     }

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use crate::error::{ErrorCode, FieldError, Problem};
 use crate::routes::{
     api_keys, comments, events, identity, invites, ops, participants, permissions, prompts,
-    sessions,
+    sessions, webhooks,
 };
 use crate::state::AppState;
 
@@ -87,7 +87,7 @@ mod responses {
 
     /// The body does not fit the request's schema or rules (`VALIDATION_FAILED`
     /// with `errors`, `UNKNOWN_AGENT_PROFILE`, `EXPIRY_BEYOND_MAX`,
-    /// `UNKNOWN_PERMISSION_OPTION`).
+    /// `UNKNOWN_PERMISSION_OPTION`, `WEBHOOK_URL_REFUSED`).
     #[derive(Debug, ToResponse)]
     #[response(content_type = "application/problem+json")]
     pub(crate) struct Unprocessable(Problem);
@@ -133,6 +133,7 @@ document with a stable `code`."
         (name = "events", description = "A session's event log."),
         (name = "api-keys", description = "API keys of a workspace."),
         (name = "identity", description = "Who a credential belongs to, and the agent profiles a session may run."),
+        (name = "webhooks", description = "Webhooks: signed notifications of a workspace's session events, delivered at least once."),
         (name = "operations", description = "Probes."),
     ),
     components(
@@ -242,4 +243,13 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events::create_stream_ticket))
         .routes(routes!(api_keys::create_api_key, api_keys::list_api_keys))
         .routes(routes!(api_keys::revoke_api_key))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::update_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::rotate_webhook_secret))
+        .routes(routes!(webhooks::list_webhook_deliveries))
+        .routes(routes!(webhooks::retry_webhook_delivery))
 }

@@ -8,6 +8,7 @@
 mod bus;
 mod rows;
 mod single;
+mod webhooks;
 mod write;
 
 pub use bus::PostgresEventBus;

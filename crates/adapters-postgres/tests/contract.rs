@@ -16,6 +16,17 @@ macro_rules! contract {
 
 tandem_ports::for_each_contract_test!(contract);
 
+macro_rules! webhook_contract {
+    ($($name:ident),* $(,)?) => {$(
+        #[sqlx::test(migrator = "tandem_postgres::MIGRATOR")]
+        async fn $name(pool: PgPool) {
+            tandem_ports::testing::webhooks::$name(PostgresStore::from_pool(pool)).await;
+        }
+    )*};
+}
+
+tandem_ports::for_each_webhook_contract_test!(webhook_contract);
+
 #[sqlx::test(migrator = "tandem_postgres::MIGRATOR")]
 async fn survives_reopening(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();

@@ -11,6 +11,7 @@ mod group;
 mod rows;
 mod single;
 mod time;
+mod webhooks;
 mod write;
 
 use std::path::Path;

@@ -24,6 +24,18 @@ macro_rules! contract {
 
 tandem_ports::for_each_contract_test!(contract);
 
+macro_rules! webhook_contract {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let (store, _dir) = new_store().await;
+            tandem_ports::testing::webhooks::$name(store).await;
+        }
+    )*};
+}
+
+tandem_ports::for_each_webhook_contract_test!(webhook_contract);
+
 #[tokio::test]
 async fn survives_reopening() {
     let (store, dir) = new_store().await;

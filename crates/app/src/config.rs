@@ -56,6 +56,19 @@ pub struct Config {
     pub runner: RunnerConfig,
     /// How long an event stream stays silent before a keep-alive comment (15 s).
     pub stream_keep_alive: Duration,
+    /// Outbound webhooks: what they may reach, and how they are delivered.
+    pub webhooks: WebhookSettings,
+}
+
+/// Outbound webhooks' settings.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSettings {
+    /// Which targets requests may reach (https only and public addresses by
+    /// default), timeouts, the answer size read.
+    pub outbound: tandem_webhook::OutboundPolicy,
+    /// Retries, secret rotation grace, scans and leases (its `public_url` is
+    /// the server's, set at start).
+    pub delivery: tandem_service::WebhookConfig,
 }
 
 /// How a profile's agent is run.
@@ -99,6 +112,7 @@ impl fmt::Debug for Config {
             .field("sweep_interval", &self.sweep_interval)
             .field("runner", &self.runner)
             .field("stream_keep_alive", &self.stream_keep_alive)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -154,6 +168,7 @@ impl Config {
             sweep_interval: Duration::from_secs(15),
             runner: RunnerConfig::default(),
             stream_keep_alive: tandem_http::HttpConfig::default().keep_alive,
+            webhooks: WebhookSettings::default(),
         }
     }
 
@@ -235,6 +250,17 @@ impl Config {
             if value < Duration::from_secs(1) {
                 bail!("{name} must be at least 1 second");
             }
+        }
+        let webhooks = &self.webhooks;
+        if webhooks.delivery.lease_ttl < 2 * webhooks.outbound.timeout {
+            bail!(
+                "TANDEM_WEBHOOK_LEASE_SECS ({:?}) must be at least twice TANDEM_WEBHOOK_TIMEOUT_SECS ({:?})",
+                webhooks.delivery.lease_ttl,
+                webhooks.outbound.timeout
+            );
+        }
+        if webhooks.outbound.timeout.is_zero() || webhooks.delivery.retry.first_delay.is_zero() {
+            bail!("TANDEM_WEBHOOK_TIMEOUT_SECS and the first webhook retry delay must not be zero");
         }
         Ok(())
     }

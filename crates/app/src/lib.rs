@@ -16,12 +16,13 @@ use tandem_ports::{AgentExecutor, Clock, EventBus, SessionStore, SystemClock};
 use tandem_postgres::{PostgresEventBus, PostgresStore};
 use tandem_service::{
     Agents, CreatedApiKey, LocalEventBus, PromptRunner, RunnerConfig, ServiceConfig, Tandem,
+    WebhookDispatcher,
 };
 use tandem_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{AgentProfile, Config, LogFormat};
+pub use config::{AgentProfile, Config, LogFormat, WebhookSettings};
 
 /// The store `database_url` names (schema brought up to date) and the event bus
 /// that goes with it: local for SQLite, LISTEN/NOTIFY across replicas for Postgres.
@@ -198,14 +199,23 @@ pub async fn build_with_clock(
 ) -> anyhow::Result<Server> {
     config.validate()?;
     let agents = agents(&config)?;
-    let tandem = service(&config, clock).await?;
+    let public_url = config.public_url.trim_end_matches('/').to_owned();
+    let sender = tandem_webhook::HttpWebhookSender::new(config.webhooks.outbound.clone())
+        .context("cannot set up outbound webhooks")?;
+    let delivery = tandem_service::WebhookConfig {
+        public_url: public_url.clone(),
+        ..config.webhooks.delivery.clone()
+    };
+    let tandem = service(&config, clock)
+        .await?
+        .with_webhooks(Arc::new(sender), delivery);
     let bootstrapped = tandem
         .bootstrap_admin_key(config.bootstrap_admin_key.clone())
         .await
         .context("cannot bootstrap the admin API key")?;
     let work = WorkRuntime::start()?;
     let http = tandem_http::HttpConfig {
-        public_url: config.public_url.trim_end_matches('/').to_owned(),
+        public_url,
         cors_origins: config.cors_origins.clone(),
         body_limit_bytes: config.body_limit_bytes,
         rate_limit: config.rate_limit,
@@ -249,8 +259,8 @@ impl Server {
         &self.tandem
     }
 
-    /// Serves until `shutdown` completes, running prompts and expiring sessions
-    /// meanwhile. Then, at once, it stops accepting, ends the open event streams
+    /// Serves until `shutdown` completes, running prompts, expiring sessions and
+    /// delivering webhooks meanwhile. Then, at once, it stops accepting, ends the open event streams
     /// (their clients resume elsewhere with `Last-Event-ID`) and tells the prompt
     /// runner to stop, so that no queued prompt starts any more and running ones
     /// are asked to end. It lets in-flight requests finish (for at most
@@ -261,8 +271,8 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let stopping = CancellationToken::new();
-        let (runner, sweeper) = {
-            // Both run on the work runtime, as do the tasks they start.
+        let (runner, sweeper, webhooks) = {
+            // They run on the work runtime, as do the tasks they start.
             let _work = self.work.handle().enter();
             let runner = PromptRunner::new(self.tandem.clone(), self.agents, self.runner)
                 .start(stopping.clone());
@@ -271,7 +281,8 @@ impl Server {
                 self.sweep_interval,
                 stopping.clone(),
             ));
-            (runner, sweeper)
+            let webhooks = WebhookDispatcher::new(self.tandem.clone()).start(stopping.clone());
+            (runner, sweeper, webhooks)
         };
         let streams = self.streams;
         let signalled = stopping.clone();
@@ -310,6 +321,9 @@ impl Server {
         }
         if let Err(error) = sweeper.await {
             tracing::error!(%error, "the session sweeper failed");
+        }
+        if let Err(error) = webhooks.await {
+            tracing::error!(%error, "the webhook dispatcher failed");
         }
         self.tandem.close().await;
         served

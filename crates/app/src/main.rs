@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tandem::config::FileConfig;
 use tandem::{Config, LogFormat};
-use tandem_domain::{AgentProfileName, ApiKeyName, Scope, WorkspaceId};
+use tandem_domain::{AgentProfileName, ApiKeyName, Scope, Ttl, WorkspaceId};
 use tandem_ports::SystemClock;
 
 /// Share a live AI coding-agent session with your team.
@@ -112,6 +112,69 @@ struct Settings {
         global = true
     )]
     agent_lease_secs: u64,
+    /// Let webhooks go to plain `http://` URLs (only `https://` by default).
+    #[arg(long, env = "TANDEM_WEBHOOK_ALLOW_HTTP", global = true)]
+    webhook_allow_http: bool,
+    /// Networks webhooks may reach although they are not public (loopback,
+    /// private, ...), comma-separated: e.g. `127.0.0.0/8,10.1.0.0/16`.
+    #[arg(
+        long,
+        env = "TANDEM_WEBHOOK_ALLOWED_NETWORKS",
+        value_delimiter = ',',
+        global = true
+    )]
+    webhook_allowed_networks: Vec<String>,
+    /// Seconds a webhook request may take, answer included.
+    #[arg(
+        long,
+        env = "TANDEM_WEBHOOK_TIMEOUT_SECS",
+        default_value_t = 15,
+        global = true
+    )]
+    webhook_timeout_secs: u64,
+    /// The wait before a failed webhook delivery is first retried; it doubles
+    /// after each attempt, up to `--webhook-retry-max`.
+    #[arg(
+        long,
+        env = "TANDEM_WEBHOOK_RETRY_FIRST",
+        default_value = "5s",
+        global = true
+    )]
+    webhook_retry_first: String,
+    /// The longest wait between two attempts of a webhook delivery.
+    #[arg(
+        long,
+        env = "TANDEM_WEBHOOK_RETRY_MAX",
+        default_value = "1h",
+        global = true
+    )]
+    webhook_retry_max: String,
+    /// How long a failing webhook delivery is retried before it is given up and
+    /// its webhook disabled.
+    #[arg(
+        long,
+        env = "TANDEM_WEBHOOK_RETRY_FOR",
+        default_value = "24h",
+        global = true
+    )]
+    webhook_retry_for: String,
+    /// Seconds a replica's lease on delivering to a webhook lasts; a replica that
+    /// dies holds its webhooks this long at most. At least twice the timeout.
+    #[arg(
+        long,
+        env = "TANDEM_WEBHOOK_LEASE_SECS",
+        default_value_t = 60,
+        global = true
+    )]
+    webhook_lease_secs: u64,
+    /// How long a webhook's previous secret keeps signing beside a rotated one.
+    #[arg(
+        long,
+        env = "TANDEM_WEBHOOK_SECRET_GRACE",
+        default_value = "24h",
+        global = true
+    )]
+    webhook_secret_grace: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,7 +200,8 @@ enum ApiKeyCommand {
         /// The workspace the key belongs to.
         #[arg(long, default_value = "default")]
         workspace: String,
-        /// Scopes: sessions:read, sessions:write, admin (repeatable).
+        /// Scopes: sessions:read, sessions:write, webhooks:read, webhooks:write, admin
+        /// (repeatable).
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
         /// A name to recognise the key by.
@@ -161,6 +225,7 @@ impl Settings {
         config.permission_timeout = Duration::from_secs(self.permission_timeout_secs);
         config.sweep_interval = Duration::from_secs(self.sweep_interval_secs);
         config.runner.lease_ttl = Duration::from_secs(self.agent_lease_secs);
+        self.webhooks(&mut config.webhooks)?;
         if let Some(path) = &self.config {
             FileConfig::load(path)?.apply(&mut config)?;
         }
@@ -170,6 +235,39 @@ impl Settings {
         }
         config.validate()?;
         Ok(config)
+    }
+}
+
+impl Settings {
+    /// The webhook settings of the flags and environment.
+    fn webhooks(&self, webhooks: &mut tandem::WebhookSettings) -> anyhow::Result<()> {
+        let duration = |name: &str, raw: &str| -> anyhow::Result<Duration> {
+            let ttl = Ttl::parse(raw).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            Ok(Duration::from_secs(u64::from(ttl.as_secs())))
+        };
+        let outbound = &mut webhooks.outbound;
+        outbound.allow_http = self.webhook_allow_http;
+        outbound.allowed_networks = self
+            .webhook_allowed_networks
+            .iter()
+            .filter(|network| !network.trim().is_empty())
+            .map(|network| {
+                network.trim().parse().map_err(|e| {
+                    anyhow::anyhow!(
+                        "TANDEM_WEBHOOK_ALLOWED_NETWORKS: {network:?} is not a network such as 10.0.0.0/8 ({e})"
+                    )
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        outbound.timeout = Duration::from_secs(self.webhook_timeout_secs);
+        let retry = &mut webhooks.delivery.retry;
+        retry.first_delay = duration("TANDEM_WEBHOOK_RETRY_FIRST", &self.webhook_retry_first)?;
+        retry.max_delay = duration("TANDEM_WEBHOOK_RETRY_MAX", &self.webhook_retry_max)?;
+        retry.give_up_after = duration("TANDEM_WEBHOOK_RETRY_FOR", &self.webhook_retry_for)?;
+        webhooks.delivery.secret_grace =
+            duration("TANDEM_WEBHOOK_SECRET_GRACE", &self.webhook_secret_grace)?;
+        webhooks.delivery.lease_ttl = Duration::from_secs(self.webhook_lease_secs);
+        Ok(())
     }
 }
 

@@ -18,6 +18,12 @@ const PROMPT_DURATION_BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
 ];
 
+/// Buckets of `tandem_webhook_delivery_lag_seconds` (event committed →
+/// delivered): from a prompt hand-off to a day of retries.
+const WEBHOOK_LAG_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 21600.0, 86400.0,
+];
+
 /// The handle of this process's recorder, installed on first use.
 pub fn handle() -> anyhow::Result<PrometheusHandle> {
     static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
@@ -37,6 +43,11 @@ fn install() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(
             Matcher::Full("tandem_prompt_duration_seconds".to_owned()),
             PROMPT_DURATION_BUCKETS,
+        )
+        .context("invalid histogram buckets")?
+        .set_buckets_for_metric(
+            Matcher::Full("tandem_webhook_delivery_lag_seconds".to_owned()),
+            WEBHOOK_LAG_BUCKETS,
         )
         .context("invalid histogram buckets")?
         .install_recorder()

@@ -13,6 +13,8 @@ string_enum! {
     Scope("scope") {
         SessionsRead => "sessions:read",
         SessionsWrite => "sessions:write",
+        WebhooksRead => "webhooks:read",
+        WebhooksWrite => "webhooks:write",
         Admin => "admin",
     }
 }

@@ -7,6 +7,7 @@ use crate::access::Action;
 use crate::participant::Role;
 use crate::prompt::PromptStatus;
 use crate::session::SessionStatus;
+use crate::webhook::DeliveryStatus;
 
 /// What is wrong with one input field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,4 +111,7 @@ pub enum DomainError {
     /// The API key was already revoked.
     #[error("the API key is already revoked")]
     ApiKeyRevoked,
+    /// Only a failed webhook delivery can be retried by hand.
+    #[error("the delivery is {0}, not failed")]
+    DeliveryNotFailed(DeliveryStatus),
 }

@@ -356,6 +356,33 @@ pub struct PayloadError {
 }
 
 impl EventPayload {
+    /// Every event type of the catalog, in the order of the variants (what
+    /// clients may name, e.g. in a webhook's event filter). The storage contract
+    /// suite checks that every variant's `event_type` is listed.
+    pub const TYPES: &'static [&'static str] = &[
+        "session.created",
+        "session.updated",
+        "session.closed",
+        "participant.joined",
+        "participant.left",
+        "participant.updated",
+        "participant.removed",
+        "comment.posted",
+        "prompt.submitted",
+        "prompt.edited",
+        "prompt.approved",
+        "prompt.rejected",
+        "prompt.withdrawn",
+        "prompt.started",
+        "prompt.cancel_requested",
+        "agent.output",
+        "agent.permission_requested",
+        "agent.permission_resolved",
+        "prompt.completed",
+        "prompt.failed",
+        "prompt.cancelled",
+    ];
+
     /// The event's type, as in the catalog (`comment.posted`, ...).
     pub const fn event_type(&self) -> &'static str {
         match self {

@@ -76,6 +76,14 @@ uuid_id!(
     /// Identifies an API key (not the key itself, which is a secret).
     ApiKeyId
 );
+uuid_id!(
+    /// Identifies a webhook endpoint of a workspace.
+    WebhookId
+);
+uuid_id!(
+    /// Identifies the delivery of one event to one webhook endpoint.
+    WebhookDeliveryId
+);
 
 /// Checks a slug: 1..=`max` characters of `a-z`, `0-9`, `-`, `_`, starting with a
 /// letter or digit.

@@ -20,6 +20,7 @@ pub mod permission_request;
 pub mod prompt;
 pub mod session;
 pub mod text;
+pub mod webhook;
 
 pub use access::{Action, PromptAdmission};
 pub use api_key::{ApiKey, ApiKeyName, Scope};
@@ -32,7 +33,7 @@ pub use event::{
 };
 pub use ids::{
     AgentProfileName, ApiKeyId, CommentId, InviteId, ParticipantId, PermissionRequestId, PromptId,
-    SessionId, UserId, WorkspaceId,
+    SessionId, UserId, WebhookDeliveryId, WebhookId, WorkspaceId,
 };
 pub use invite::{Invite, InviteRole, InviteSettings};
 pub use participant::{Joined, Joiner, Participant, Role};
@@ -46,6 +47,12 @@ pub use session::{
     SessionSettings, SessionStatus,
 };
 pub use text::{CommentText, DisplayName, PromptText, Summary, TextLimits, Title};
+pub use webhook::{
+    AttemptResult, DeliveryStatus, Disabled, DisabledReason, EventSelector, NewWebhook,
+    PreviousSecret, RetryPolicy, StoredWebhook, Verdict, WebhookDelivery, WebhookDescription,
+    WebhookEndpoint, WebhookEventTypes, WebhookFormat, WebhookPatch, WebhookSecret, WebhookUpdated,
+    WebhookUrl,
+};
 
 /// The outcome of a state transition: the entity's new state and the events it
 /// emits, to be stored together in one transaction.

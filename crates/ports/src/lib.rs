@@ -6,6 +6,8 @@
 //! - [`EventBus`]: wakes stream subscribers after a commit (the log stays the truth).
 //! - [`AgentExecutor`]: runs agent sessions and streams their updates back.
 //! - [`Clock`]: the current time, so that the core never reads it itself.
+//! - [`WebhookStore`] (part of every `SessionStore`) and [`WebhookSender`]:
+//!   webhook endpoints, their deliveries, and the outbound requests.
 //!
 //! With the `testing` feature, [`testing`] holds the storage contract suite that
 //! every `SessionStore` adapter runs, and a manual clock.
@@ -15,6 +17,7 @@ mod bus;
 mod clock;
 mod store;
 mod token;
+mod webhook;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -29,3 +32,7 @@ pub use store::{
     StreamTicket, TicketHolder, Write,
 };
 pub use token::TokenHash;
+pub use webhook::{
+    Attempt, NoWebhooks, OutboundRequest, TargetRefused, WEBHOOK_SINCE_MARGIN, WebhookBacklog,
+    WebhookProgress, WebhookSender, WebhookStore,
+};

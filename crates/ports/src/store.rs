@@ -10,6 +10,7 @@ use tandem_domain::{
 };
 
 use crate::token::TokenHash;
+use crate::webhook::WebhookStore;
 
 /// Why a store operation failed. Adapters map their database's errors onto these.
 #[derive(Debug, thiserror::Error)]
@@ -232,13 +233,13 @@ pub struct PromptFilter {
     pub status: Option<PromptStatus>,
 }
 
-/// All of Tandem's persistence.
+/// All of Tandem's persistence (webhooks' in the [`WebhookStore`] part).
 ///
 /// Every method is atomic. Reads see only committed data. Every adapter must pass
 /// the contract suite in `tandem_ports::testing` (feature `testing`), which pins
 /// down the behaviour documented here.
 #[async_trait]
-pub trait SessionStore: Send + Sync + 'static {
+pub trait SessionStore: WebhookStore + Send + Sync + 'static {
     // ----- writes -----
 
     /// Commits `change` in one transaction and returns its events as stored.

@@ -15,6 +15,8 @@ pub enum Resource {
     Prompt,
     PermissionRequest,
     ApiKey,
+    Webhook,
+    WebhookDelivery,
 }
 
 impl fmt::Display for Resource {
@@ -26,6 +28,8 @@ impl fmt::Display for Resource {
             Self::Prompt => "prompt",
             Self::PermissionRequest => "permission request",
             Self::ApiKey => "API key",
+            Self::Webhook => "webhook",
+            Self::WebhookDelivery => "webhook delivery",
         })
     }
 }
@@ -79,6 +83,10 @@ pub enum ServiceError {
     /// Input that breaks a rule.
     #[error(transparent)]
     Invalid(#[from] Invalid),
+    /// The server's outbound policy refuses the webhook URL (its scheme, or the
+    /// addresses its host resolves to).
+    #[error("the webhook URL is refused: {0}")]
+    WebhookUrlRefused(String),
     /// A domain rule refused the transition.
     #[error(transparent)]
     Rule(#[from] DomainError),

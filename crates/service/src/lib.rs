@@ -4,6 +4,8 @@
 //! transition, commits it (state and events in one transaction) through the
 //! `SessionStore`, then wakes stream subscribers through the `EventBus`. Reads and
 //! writes settle lazy expiry: a session past its limits is expired on first touch.
+//! The `PromptRunner` runs prompts through agents; the `WebhookDispatcher`
+//! delivers webhooks from the event log.
 //! The service does no I/O of its own beyond the ports.
 
 mod access;
@@ -20,6 +22,7 @@ mod prompts;
 mod runner;
 mod sessions;
 mod tickets;
+mod webhooks;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock, Weak};
@@ -39,6 +42,7 @@ pub use prompts::CancelResult;
 pub use runner::{Agents, PromptRunner, RunnerConfig};
 pub use sessions::{NewSession, SessionCreated, SessionDetails, SessionOverview};
 pub use tickets::{IssuedTicket, STREAM_TICKET_TTL};
+pub use webhooks::{WebhookConfig, WebhookDispatcher, WebhookWithSecret};
 
 /// How many times a use case re-reads and retries after a concurrent change.
 const MAX_ATTEMPTS: u32 = 8;
@@ -112,6 +116,7 @@ pub struct Tandem {
     work: Arc<runner::WorkSignal>,
     observers: Arc<RwLock<Vec<Weak<dyn CommitObserver>>>>,
     known_tokens: Arc<credentials::KnownTokens>,
+    webhooks: Arc<webhooks::Webhooks>,
 }
 
 impl std::fmt::Debug for Tandem {
@@ -138,6 +143,7 @@ impl Tandem {
             work: Arc::default(),
             observers: Arc::default(),
             known_tokens: Arc::default(),
+            webhooks: Arc::default(),
         }
     }
 

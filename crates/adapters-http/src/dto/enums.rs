@@ -132,6 +132,10 @@ pub(crate) enum Scope {
     SessionsRead,
     #[serde(rename = "sessions:write")]
     SessionsWrite,
+    #[serde(rename = "webhooks:read")]
+    WebhooksRead,
+    #[serde(rename = "webhooks:write")]
+    WebhooksWrite,
     #[serde(rename = "admin")]
     Admin,
 }
@@ -141,6 +145,8 @@ impl From<domain::Scope> for Scope {
         match value {
             domain::Scope::SessionsRead => Self::SessionsRead,
             domain::Scope::SessionsWrite => Self::SessionsWrite,
+            domain::Scope::WebhooksRead => Self::WebhooksRead,
+            domain::Scope::WebhooksWrite => Self::WebhooksWrite,
             domain::Scope::Admin => Self::Admin,
         }
     }
@@ -151,6 +157,8 @@ impl From<Scope> for domain::Scope {
         match value {
             Scope::SessionsRead => Self::SessionsRead,
             Scope::SessionsWrite => Self::SessionsWrite,
+            Scope::WebhooksRead => Self::WebhooksRead,
+            Scope::WebhooksWrite => Self::WebhooksWrite,
             Scope::Admin => Self::Admin,
         }
     }
@@ -173,6 +181,35 @@ wire_enum! {
         Policy,
         Timeout,
         PromptEnded,
+    }
+}
+
+wire_enum! {
+    /// How a webhook's requests are written: `standard` (the event as JSON,
+    /// signed the Standard Webhooks way) or `slack` (a readable `{"text"}`
+    /// message for a Slack-compatible incoming-webhook URL).
+    WebhookFormat <=> domain::WebhookFormat {
+        Standard,
+        Slack,
+    }
+}
+
+wire_enum! {
+    /// Why a webhook receives nothing: `manual` (disabled through the API) or
+    /// `failing` (its deliveries failed for longer than the server retries).
+    DisabledReason <=> domain::DisabledReason {
+        Manual,
+        Failing,
+    }
+}
+
+wire_enum! {
+    /// Where a delivery is: `pending` (to be retried at `nextAttemptAt`),
+    /// `succeeded`, or `failed` (refused by the endpoint, or given up).
+    DeliveryStatus <=> domain::DeliveryStatus {
+        Pending,
+        Succeeded,
+        Failed,
     }
 }
 
@@ -219,6 +256,15 @@ mod tests {
         same_texts::<_, PermissionCause>(
             domain::PermissionCause::ALL,
             domain::PermissionCause::as_str,
+        );
+        same_texts::<_, WebhookFormat>(domain::WebhookFormat::ALL, domain::WebhookFormat::as_str);
+        same_texts::<_, DisabledReason>(
+            domain::DisabledReason::ALL,
+            domain::DisabledReason::as_str,
+        );
+        same_texts::<_, DeliveryStatus>(
+            domain::DeliveryStatus::ALL,
+            domain::DeliveryStatus::as_str,
         );
     }
 }

@@ -14,6 +14,7 @@ pub(crate) mod permission;
 pub(crate) mod prompt;
 pub(crate) mod session;
 mod validate;
+pub(crate) mod webhook;
 
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -11,3 +11,4 @@ pub(crate) mod participants;
 pub(crate) mod permissions;
 pub(crate) mod prompts;
 pub(crate) mod sessions;
+pub(crate) mod webhooks;

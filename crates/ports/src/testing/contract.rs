@@ -1640,6 +1640,19 @@ pub async fn every_event_type_round_trips<S: SessionStore>(store: S) {
         .await
         .expect("read");
     assert_eq!(read, written);
+    // The catalog's list of types names exactly the types there are.
+    let whole_log = store
+        .events(session.id, Seq::ZERO, 100)
+        .await
+        .expect("read");
+    let types: BTreeSet<&str> = whole_log.iter().map(|e| e.payload.event_type()).collect();
+    let listed: BTreeSet<&str> = EventPayload::TYPES.iter().copied().collect();
+    assert_eq!(listed.len(), EventPayload::TYPES.len(), "listed once each");
+    assert_eq!(
+        listed.difference(&types).copied().collect::<Vec<_>>(),
+        ["comment.posted", "prompt.submitted"],
+        "EventPayload::TYPES lists every event type (these two need records, tested elsewhere)"
+    );
     let read_back: Vec<NewEvent> = read
         .into_iter()
         .map(|e| NewEvent::new(e.at, e.actor, e.payload))

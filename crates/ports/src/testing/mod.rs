@@ -9,6 +9,7 @@
 mod clock;
 pub mod contract;
 pub mod fixtures;
+pub mod webhooks;
 
 pub use clock::ManualClock;
 
@@ -62,6 +63,22 @@ macro_rules! for_each_contract_test {
             changes_under_a_lease_need_its_holder,
             sessions_awaiting_agent_are_unleased_with_work,
             ping_answers
+        );
+    };
+}
+
+/// Calls `$callback!` with the name of every webhook contract test
+/// (`testing::webhooks`), as `for_each_contract_test!` does for the rest.
+#[macro_export]
+macro_rules! for_each_webhook_contract_test {
+    ($callback:ident) => {
+        $callback!(
+            webhooks_round_trip_update_and_delete,
+            new_webhooks_start_at_the_end_of_each_log,
+            progress_moves_the_cursor_with_its_delivery,
+            giving_up_disables_and_a_restart_starts_afresh,
+            deliveries_page_filter_and_update,
+            webhook_leases_admit_one_holder_until_expiry
         );
     };
 }
