@@ -110,4 +110,10 @@ pub enum DomainError {
     /// The API key was already revoked.
     #[error("the API key is already revoked")]
     ApiKeyRevoked,
+    /// The session's agent offers no modes (or has not started yet).
+    #[error("the session's agent offers no modes (it may not have started yet)")]
+    AgentModesUnavailable,
+    /// The mode named is not one the session's agent offers.
+    #[error("the session's agent offers no mode with that id")]
+    UnknownAgentMode,
 }
