@@ -38,8 +38,9 @@ fn session() -> (Session, Participant, Participant) {
         InviteId::from_uuid(Uuid::from_u128(20)),
         t0(),
     );
-    let collaborator = Participant::join(&created.session, &created.invite, joiner(11, "Cole"), t0())
-        .expect("the invite works");
+    let collaborator =
+        Participant::join(&created.session, &created.invite, joiner(11, "Cole"), t0())
+            .expect("the invite works");
     (created.session, created.host, collaborator.participant)
 }
 
@@ -81,7 +82,10 @@ fn started(resumption: Resumption) -> AgentStarted {
 }
 
 fn types(events: &[tandem_domain::NewEvent]) -> Vec<&'static str> {
-    events.iter().map(|event| event.payload.event_type()).collect()
+    events
+        .iter()
+        .map(|event| event.payload.event_type())
+        .collect()
 }
 
 /// The state after a first start that reported modes, commands and a title.
@@ -243,7 +247,11 @@ fn the_host_requests_an_offered_mode() {
             by: host.id
         })
     );
-    assert_eq!(t.state.current_mode, Some(mode_id("ask")), "not yet switched");
+    assert_eq!(
+        t.state.current_mode,
+        Some(mode_id("ask")),
+        "not yet switched"
+    );
 
     assert_eq!(
         state.request_mode(&session, &collaborator, mode_id("code"), at(1)),

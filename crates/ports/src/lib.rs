@@ -20,7 +20,7 @@ mod token;
 pub mod testing;
 
 pub use agent::{
-    AgentError, AgentExecutor, AgentSession, AgentStart, AgentUpdate, PermissionReply,
+    AgentError, AgentExecutor, AgentSession, AgentStart, AgentUpdate, PermissionReply, Resume,
 };
 pub use bus::EventBus;
 pub use clock::{Clock, SystemClock};

@@ -255,6 +255,12 @@ fn prompt_outcome(payload: &tandem_domain::EventPayload) -> Option<&'static str>
         | E::PromptCancelRequested { .. }
         | E::AgentOutput(_)
         | E::AgentPermissionRequested { .. }
-        | E::AgentPermissionResolved { .. } => None,
+        | E::AgentPermissionResolved { .. }
+        | E::AgentStarted(_)
+        | E::AgentCommandsUpdated(_)
+        | E::AgentModeRequested(_)
+        | E::AgentModeChanged(_)
+        | E::AgentModeChangeFailed(_)
+        | E::AgentTitleChanged(_) => None,
     }
 }

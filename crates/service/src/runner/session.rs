@@ -253,6 +253,7 @@ impl SessionTask<'_> {
             .start(AgentStart {
                 session_id: self.session_id,
                 profile: session.agent_profile.clone(),
+                resume: None,
             })
             .await?;
         metrics::gauge!("tandem_agent_processes").increment(1.0);

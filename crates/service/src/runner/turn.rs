@@ -459,6 +459,7 @@ impl<'t, 's> Turn<'t, 's> {
                     AgentError::Protocol(_) => true,
                     AgentError::UnknownProfile(_)
                     | AgentError::Unavailable(_)
+                    | AgentError::AuthRequired(_)
                     | AgentError::Crashed(_) => false,
                 };
                 if reusable {
