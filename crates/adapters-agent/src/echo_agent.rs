@@ -12,8 +12,8 @@ use agent_client_protocol::v1::schema::{
     AvailableCommand, AvailableCommandInput, AvailableCommandsUpdate, CancelNotification,
     ContentBlock, ContentChunk, CurrentModeUpdate, Implementation, InitializeRequest,
     InitializeResponse, LoadSessionRequest, LoadSessionResponse, NewSessionRequest,
-    NewSessionResponse, PermissionOption, PermissionOptionKind, Plan, PlanEntry,
-    PlanEntryPriority, PlanEntryStatus, PromptRequest, PromptResponse, RequestPermissionOutcome,
+    NewSessionResponse, PermissionOption, PermissionOptionKind, Plan, PlanEntry, PlanEntryPriority,
+    PlanEntryStatus, PromptRequest, PromptResponse, RequestPermissionOutcome,
     RequestPermissionRequest, SessionInfoUpdate, SessionMode, SessionModeState,
     SessionNotification, SessionUpdate, SetSessionModeRequest, SetSessionModeResponse, StopReason,
     TextContent, ToolCall, ToolCallStatus, ToolCallUpdate, ToolCallUpdateFields, ToolKind,
@@ -32,7 +32,8 @@ const MAX_SLOW_MS: u64 = 60_000;
 const MAX_BURST: usize = 1_000_000;
 const MAX_RATE: u64 = 1_000_000;
 /// The authentication methods offered with `--require-auth`.
-const AUTH_METHODS: [(&str, &str); 2] = [("echo-login", "Echo login"), ("echo-token", "Echo token")];
+const AUTH_METHODS: [(&str, &str); 2] =
+    [("echo-login", "Echo login"), ("echo-token", "Echo token")];
 /// The longest session title, in characters (after `Echo: `).
 const TITLE_CHARS: usize = 40;
 
@@ -180,8 +181,10 @@ pub async fn serve_stdio(options: EchoOptions) -> Result<(), Error> {
         )
         .on_receive_request(
             async move |request: SetSessionModeRequest, responder, _cx| {
-                let set = lock(&on_set_mode)
-                    .set_mode(&request.session_id.to_string(), &request.mode_id.to_string());
+                let set = lock(&on_set_mode).set_mode(
+                    &request.session_id.to_string(),
+                    &request.mode_id.to_string(),
+                );
                 match set {
                     Ok(()) => responder.respond(SetSessionModeResponse::new()),
                     Err(error) => responder.respond_with_error(error),
@@ -211,9 +214,8 @@ pub async fn serve_stdio(options: EchoOptions) -> Result<(), Error> {
                             SessionUpdate::SessionInfoUpdate(info),
                         ))?;
                     }
-                    responder.respond_with_result(
-                        result.map(|(reason, _)| PromptResponse::new(reason)),
-                    )
+                    responder
+                        .respond_with_result(result.map(|(reason, _)| PromptResponse::new(reason)))
                 })
             },
             agent_client_protocol::on_receive_request!(),
@@ -284,11 +286,27 @@ fn commands() -> SessionUpdate {
         command("slow", "Wait between message chunks", Some("milliseconds")),
         command("fail", "Answer with an error", None),
         command("crash", "Exit in the middle of the answer", None),
-        command("permission", "Ask for permission before the tool call", None),
-        command("burst", "Send this many tiny chunks instead of the echo", Some("count")),
+        command(
+            "permission",
+            "Ask for permission before the tool call",
+            None,
+        ),
+        command(
+            "burst",
+            "Send this many tiny chunks instead of the echo",
+            Some("count"),
+        ),
         command("rate", "Pace the message chunks", Some("chunks per second")),
-        command("recall", "Say the earlier prompts of the session first", None),
-        command("mode", "Switch to another mode (echo, shout)", Some("mode id")),
+        command(
+            "recall",
+            "Say the earlier prompts of the session first",
+            None,
+        ),
+        command(
+            "mode",
+            "Switch to another mode (echo, shout)",
+            Some("mode id"),
+        ),
     ]))
 }
 
@@ -375,8 +393,9 @@ impl State {
         }
         let path = self.file(id).ok_or_else(|| unknown_session(id))?;
         let text = std::fs::read_to_string(path).map_err(|_| unknown_session(id))?;
-        let saved: Saved = serde_json::from_str(&text)
-            .map_err(|error| Error::internal_error().data(format!("unreadable session: {error}")))?;
+        let saved: Saved = serde_json::from_str(&text).map_err(|error| {
+            Error::internal_error().data(format!("unreadable session: {error}"))
+        })?;
         self.sessions.insert(
             id.to_owned(),
             EchoSession {
@@ -441,7 +460,10 @@ impl State {
             self.save(session_id, &saved);
         }
         let first = self.sessions.get(session_id)?.saved.turns.first()?;
-        let title: String = first_line(&first.prompt).chars().take(TITLE_CHARS).collect();
+        let title: String = first_line(&first.prompt)
+            .chars()
+            .take(TITLE_CHARS)
+            .collect();
         Some(format!("Echo: {title}"))
     }
 
@@ -607,7 +629,17 @@ async fn run_turn(
         mode: context.mode,
         reply: String::new(),
     };
-    match stream_turn(cx, session_id, text, &script, &context, &mut finished, cancel).await? {
+    match stream_turn(
+        cx,
+        session_id,
+        text,
+        &script,
+        &context,
+        &mut finished,
+        cancel,
+    )
+    .await?
+    {
         Ok(()) => Ok((StopReason::EndTurn, finished)),
         Err(Stopped::Cancelled) => Ok((StopReason::Cancelled, finished)),
     }

@@ -73,6 +73,7 @@ error_codes! {
     UnknownAgentProfile => "UNKNOWN_AGENT_PROFILE", "Unknown agent profile";
     ExpiryBeyondMax => "EXPIRY_BEYOND_MAX", "Expiry beyond the maximum lifetime";
     UnknownPermissionOption => "UNKNOWN_PERMISSION_OPTION", "Unknown permission option";
+    UnknownAgentMode => "UNKNOWN_AGENT_MODE", "Unknown agent mode";
     // State.
     ConcurrentModification => "CONCURRENT_MODIFICATION", "Concurrent modification";
     SessionInactive => "SESSION_INACTIVE", "Session is not active";
@@ -87,6 +88,7 @@ error_codes! {
     PermissionAlreadyResolved => "PERMISSION_ALREADY_RESOLVED", "Permission request already resolved";
     PermissionNotDue => "PERMISSION_NOT_DUE", "Permission request not due";
     ApiKeyAlreadyRevoked => "API_KEY_ALREADY_REVOKED", "API key already revoked";
+    AgentModesUnavailable => "AGENT_MODES_UNAVAILABLE", "The agent offers no modes";
     // Load.
     RateLimited => "RATE_LIMITED", "Too many requests";
     // Protocol.
@@ -399,6 +401,13 @@ impl From<DomainError> for ApiError {
             ),
             DomainError::PermissionNotDue => (StatusCode::CONFLICT, ErrorCode::PermissionNotDue),
             DomainError::ApiKeyRevoked => (StatusCode::CONFLICT, ErrorCode::ApiKeyAlreadyRevoked),
+            DomainError::AgentModesUnavailable => {
+                (StatusCode::CONFLICT, ErrorCode::AgentModesUnavailable)
+            }
+            DomainError::UnknownAgentMode => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::UnknownAgentMode,
+            ),
         };
         Self::new(status, code, detail)
     }

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ErrorCode, FieldError, Problem};
 use crate::routes::{
-    api_keys, comments, events, invites, ops, participants, permissions, prompts, sessions,
+    agent, api_keys, comments, events, invites, ops, participants, permissions, prompts, sessions,
 };
 use crate::state::AppState;
 
@@ -215,6 +215,7 @@ fn routes() -> OpenApiRouter<AppState> {
             sessions::terminate_session
         ))
         .routes(routes!(sessions::close_session))
+        .routes(routes!(agent::set_agent_mode))
         .routes(routes!(participants::join_session))
         .routes(routes!(participants::leave_session))
         .routes(routes!(participants::list_participants))

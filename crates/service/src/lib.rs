@@ -7,6 +7,7 @@
 //! The service does no I/O of its own beyond the ports.
 
 mod access;
+mod agents;
 mod api_keys;
 mod bus;
 mod comments;

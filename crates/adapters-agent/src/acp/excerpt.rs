@@ -95,7 +95,10 @@ mod tests {
             plain_line("\u{1b}]8;;https://x.test\u{1b}\\link\u{1b}]8;;\u{1b}\\ text"),
             "link text"
         );
-        assert_eq!(plain_line("\u{1b}(Bplain\u{1b}7 \u{9b}32mgreen"), "plain green");
+        assert_eq!(
+            plain_line("\u{1b}(Bplain\u{1b}7 \u{9b}32mgreen"),
+            "plain green"
+        );
     }
 
     #[test]

@@ -12,16 +12,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use agent_client_protocol::ErrorCode;
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::schema::{
     AuthMethod, AuthenticateRequest, ClientCapabilities, Implementation, InitializeRequest,
     InitializeResponse, LoadSessionRequest, NewSessionRequest, SessionModeState,
 };
-use agent_client_protocol::ErrorCode;
 use async_trait::async_trait;
 use tandem_domain::{
-    AgentProfileName, AgentStarted, Resumption, SessionId, Workspace,
-    WorkspaceCleanup,
+    AgentProfileName, AgentStarted, Resumption, SessionId, Workspace, WorkspaceCleanup,
 };
 use tandem_ports::{AgentError, AgentExecutor, AgentSession, AgentStart};
 
@@ -368,9 +367,12 @@ fn offered_methods(methods: &[AuthMethod]) -> String {
     methods
         .iter()
         .map(|method| {
-            let name = serde_json::to_value(method)
-                .ok()
-                .and_then(|value| value.get("name").and_then(serde_json::Value::as_str).map(str::to_owned));
+            let name = serde_json::to_value(method).ok().and_then(|value| {
+                value
+                    .get("name")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned)
+            });
             match name {
                 Some(name) => format!("`{}` ({name})", method.id()),
                 None => format!("`{}`", method.id()),

@@ -35,7 +35,11 @@ pub(super) struct AcpSession {
 }
 
 impl AcpSession {
-    pub(super) fn new(started: AgentStarted, connection: Connection, process: AgentProcess) -> Self {
+    pub(super) fn new(
+        started: AgentStarted,
+        connection: Connection,
+        process: AgentProcess,
+    ) -> Self {
         Self {
             started,
             connection,
@@ -116,9 +120,9 @@ impl AgentSession for AcpSession {
                     .send_modify(|report| report.current_mode = Some(mode.clone()));
                 Ok(())
             }
-            Ok(Err(error)) if client::is_disconnect(&error) => {
-                Err(AgentError::Crashed("the agent's connection is closed".to_owned()))
-            }
+            Ok(Err(error)) if client::is_disconnect(&error) => Err(AgentError::Crashed(
+                "the agent's connection is closed".to_owned(),
+            )),
             Ok(Err(error)) => Err(AgentError::Protocol(client::describe(&error))),
             Err(_elapsed) => Err(AgentError::Protocol(format!(
                 "the agent did not switch its mode within {} s",

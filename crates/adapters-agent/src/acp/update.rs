@@ -63,7 +63,11 @@ pub(super) fn route(update: &Value) -> Route {
         Some(kind @ "available_commands_update") => {
             match AvailableCommandsUpdate::deserialize(update) {
                 Ok(commands) => Route::Session(SessionState::Commands(
-                    commands.available_commands.into_iter().map(command).collect(),
+                    commands
+                        .available_commands
+                        .into_iter()
+                        .map(command)
+                        .collect(),
                 )),
                 Err(_) => dropped(kind),
             }
@@ -315,7 +319,9 @@ mod tests {
         );
         assert_eq!(
             route(&json!({ "sessionUpdate": "current_mode_update", "currentModeId": "plan" })),
-            Route::Session(SessionState::CurrentMode(AgentModeId::parse("plan").unwrap()))
+            Route::Session(SessionState::CurrentMode(
+                AgentModeId::parse("plan").unwrap()
+            ))
         );
         assert_eq!(
             route(&json!({ "sessionUpdate": "session_info_update", "title": "Fix it" })),
@@ -326,7 +332,9 @@ mod tests {
             Route::Session(SessionState::Title(String::new()))
         );
         assert_eq!(
-            route(&json!({ "sessionUpdate": "session_info_update", "updatedAt": "2026-01-01T00:00:00Z" })),
+            route(
+                &json!({ "sessionUpdate": "session_info_update", "updatedAt": "2026-01-01T00:00:00Z" })
+            ),
             Route::Dropped
         );
         assert_eq!(
@@ -334,10 +342,15 @@ mod tests {
             Route::Dropped
         );
         assert_eq!(
-            route(&json!({ "sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "x"} })),
+            route(
+                &json!({ "sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "x"} })
+            ),
             Route::Prompt
         );
-        assert_eq!(route(&json!({ "sessionUpdate": "usage_update" })), Route::Prompt);
+        assert_eq!(
+            route(&json!({ "sessionUpdate": "usage_update" })),
+            Route::Prompt
+        );
     }
 
     #[test]

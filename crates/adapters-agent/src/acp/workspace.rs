@@ -268,7 +268,12 @@ async fn add_worktree(
         .ok_or_else(|| format!("the path {} is not UTF-8", path.display()))?;
     let exists = git(
         repository,
-        &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}")],
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{branch}"),
+        ],
         withheld,
     )
     .await
@@ -280,7 +285,14 @@ async fn add_worktree(
     } else {
         git(
             repository,
-            &["worktree", "add", "-b", branch, target, base.unwrap_or("HEAD")],
+            &[
+                "worktree",
+                "add",
+                "-b",
+                branch,
+                target,
+                base.unwrap_or("HEAD"),
+            ],
             withheld,
         )
         .await?;
@@ -335,14 +347,23 @@ async fn release_worktree(
         return Ok(WorkspaceCleanup::Kept);
     }
     if path.exists() {
-        git(repository, &["worktree", "remove", "--force", target], withheld).await?;
+        git(
+            repository,
+            &["worktree", "remove", "--force", target],
+            withheld,
+        )
+        .await?;
     } else {
         git(repository, &["worktree", "prune"], withheld).await?;
     }
     let reference = format!("refs/heads/{branch}");
-    if git(repository, &["rev-parse", "--verify", "--quiet", &reference], withheld)
-        .await
-        .is_ok()
+    if git(
+        repository,
+        &["rev-parse", "--verify", "--quiet", &reference],
+        withheld,
+    )
+    .await
+    .is_ok()
     {
         git(repository, &["branch", "-D", branch], withheld).await?;
     }
@@ -364,9 +385,13 @@ async fn worktree_changed(
         }
     }
     let reference = format!("refs/heads/{branch}");
-    if git(repository, &["rev-parse", "--verify", "--quiet", &reference], withheld)
-        .await
-        .is_err()
+    if git(
+        repository,
+        &["rev-parse", "--verify", "--quiet", &reference],
+        withheld,
+    )
+    .await
+    .is_err()
     {
         return Ok(false);
     }
@@ -377,7 +402,8 @@ async fn worktree_changed(
             "--count",
             &reference,
             "--not",
-            &format!("--exclude={reference}"),
+            // `--branches` matches its exclusions without `refs/heads/`.
+            &format!("--exclude={branch}"),
             "--branches",
         ],
         withheld,

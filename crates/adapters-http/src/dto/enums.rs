@@ -176,6 +176,26 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// Where a session's agent works: `shared` (one directory for every session
+    /// of its profile), `directory` (the session's own), `worktree` (a git
+    /// worktree of the session's own, on a branch of its own).
+    WorkspaceKind <=> domain::WorkspaceKind {
+        Shared,
+        Directory,
+        Worktree,
+    }
+}
+
+wire_enum! {
+    /// What became of a session's own workspace once the session ended.
+    WorkspaceCleanup <=> domain::WorkspaceCleanup {
+        Removed,
+        Kept,
+        Failed,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::fmt::Debug;
@@ -219,6 +239,11 @@ mod tests {
         same_texts::<_, PermissionCause>(
             domain::PermissionCause::ALL,
             domain::PermissionCause::as_str,
+        );
+        same_texts::<_, WorkspaceKind>(domain::WorkspaceKind::ALL, domain::WorkspaceKind::as_str);
+        same_texts::<_, WorkspaceCleanup>(
+            domain::WorkspaceCleanup::ALL,
+            domain::WorkspaceCleanup::as_str,
         );
     }
 }

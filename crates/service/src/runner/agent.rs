@@ -41,9 +41,8 @@ impl SessionTask<'_> {
                     let id = agent.agent_session_id();
                     let mut change = Change::new(self.session_id);
                     if session.agent_session_id.as_deref() != Some(id) {
-                        change = change.write(Write::UpdateSession(
-                            session.attach_agent(id.to_owned()),
-                        ));
+                        change =
+                            change.write(Write::UpdateSession(session.attach_agent(id.to_owned())));
                     }
                     let write = if previous.is_some() {
                         Write::UpdateAgentState(started.state)

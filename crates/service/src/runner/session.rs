@@ -255,8 +255,9 @@ impl SessionTask<'_> {
     /// it started, where it works, and what it offers.
     async fn start_agent(&mut self) -> Result<Box<dyn AgentSession>, AgentError> {
         let tandem = &self.shared.tandem;
-        let unreadable =
-            |error: StoreError| AgentError::Unavailable(format!("cannot read the session: {error}"));
+        let unreadable = |error: StoreError| {
+            AgentError::Unavailable(format!("cannot read the session: {error}"))
+        };
         let session = tandem
             .store
             .session(self.session_id)
@@ -272,10 +273,13 @@ impl SessionTask<'_> {
             .agents
             .executor(&session.agent_profile)
             .ok_or_else(|| AgentError::UnknownProfile(session.agent_profile.to_string()))?;
-        let resume = session.agent_session_id.clone().map(|agent_session_id| Resume {
-            agent_session_id,
-            workspace: previous.and_then(|state| state.workspace),
-        });
+        let resume = session
+            .agent_session_id
+            .clone()
+            .map(|agent_session_id| Resume {
+                agent_session_id,
+                workspace: previous.and_then(|state| state.workspace),
+            });
         let started = executor
             .start(AgentStart {
                 session_id: self.session_id,
@@ -415,7 +419,6 @@ pub(super) async fn report_changed(reports: &mut Option<watch::Receiver<AgentRep
     }
     // No agent, or it is gone: nothing more to report.
     std::future::pending().await
-
 }
 
 /// Stops an agent session and its process.

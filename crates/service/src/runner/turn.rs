@@ -137,7 +137,10 @@ impl<'t, 's> Turn<'t, 's> {
                 && let Some(request) = self.modes_wanted.pop_front()
             {
                 let mode = request.mode_id.clone();
-                switching = Some((request, Box::pin(async move { agent.set_mode(&mode).await })));
+                switching = Some((
+                    request,
+                    Box::pin(async move { agent.set_mode(&mode).await }),
+                ));
             }
             let flush_at = self.buffer.deadline().map(Instant::from_std);
             let answer_by = self.next_deadline();
