@@ -649,10 +649,10 @@ async fn an_agent_that_never_answers_times_out() {
 #[tokio::test]
 async fn a_crash_report_quotes_stderr_as_short_plain_text() {
     // Colours, a terminal title, a progress bar and a very long line, as CLIs write them.
-    let script = r#"printf '\033[1;31merror\033[0m: model \033]0;title\007overloaded\n' >&2
+    let script = r"printf '\033[1;31merror\033[0m: model \033]0;title\007overloaded\n' >&2
 printf 'step 1\rstep 2\r\033[2Kstep 3\n' >&2
 head -c 5000 /dev/zero | tr '\0' 'x' >&2; echo >&2
-exit 3"#;
+exit 3";
     let profile = AcpProfile {
         command: "/bin/sh".into(),
         args: vec!["-c".to_owned(), script.to_owned()],
@@ -674,7 +674,7 @@ exit 3"#;
         "a redrawn line shows its last state: {message}"
     );
     assert!(
-        !message.chars().any(|c| c.is_control()),
+        !message.chars().any(char::is_control),
         "no escape or control characters: {message:?}"
     );
     assert!(message.len() < 1200, "{} bytes: {message}", message.len());

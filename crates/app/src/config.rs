@@ -352,21 +352,18 @@ fn workspace(
                     worktree.repository.display()
                 )
             })?;
-            let template = match worktree.dir {
-                Some(dir) => dir,
-                None => {
-                    let base = repository.file_name().map_or_else(
-                        || "repository".to_owned(),
-                        |name| name.to_string_lossy().into_owned(),
-                    );
-                    let parent = repository.parent().unwrap_or(&repository);
-                    parent
-                        .join(format!("{base}-tandem"))
-                        .join("{session_id}")
-                        .to_string_lossy()
-                        .into_owned()
-                }
-            };
+            let template = worktree.dir.unwrap_or_else(|| {
+                let name = repository.file_name().map_or_else(
+                    || "repository".to_owned(),
+                    |name| name.to_string_lossy().into_owned(),
+                );
+                let parent = repository.parent().unwrap_or(&repository);
+                parent
+                    .join(format!("{name}-tandem"))
+                    .join("{session_id}")
+                    .to_string_lossy()
+                    .into_owned()
+            });
             WorkspaceConfig::Worktree {
                 repository,
                 base: worktree.base,

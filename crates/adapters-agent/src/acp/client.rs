@@ -230,12 +230,13 @@ async fn forward_update(
             reports.send_modify(|report| state.apply_to(report));
         }
         update::Route::Dropped => {}
-        update::Route::Prompt => match slot.current() {
-            Some(turn) => {
+        update::Route::Prompt => {
+            if let Some(turn) = slot.current() {
                 turn.deliver(update::output(raw)).await;
+            } else {
+                tracing::debug!("Ignored an agent update that arrived outside a prompt.");
             }
-            None => tracing::debug!("Ignored an agent update that arrived outside a prompt."),
-        },
+        }
     }
 }
 

@@ -195,16 +195,13 @@ impl AgentExecutor for AcpExecutor {
         session_id: SessionId,
         workspace: &Workspace,
     ) -> WorkspaceCleanup {
-        match self.profiles.get(profile) {
-            Some(acp) => {
-                acp.workspace
-                    .release(session_id, workspace, &acp.withheld_env)
-                    .await
-            }
-            None => {
-                tracing::warn!(%session_id, %profile, "A session's profile is gone; keeping its workspace.");
-                WorkspaceCleanup::Kept
-            }
+        if let Some(acp) = self.profiles.get(profile) {
+            acp.workspace
+                .release(session_id, workspace, &acp.withheld_env)
+                .await
+        } else {
+            tracing::warn!(%session_id, %profile, "A session's profile is gone; keeping its workspace.");
+            WorkspaceCleanup::Kept
         }
     }
 }

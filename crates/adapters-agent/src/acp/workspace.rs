@@ -66,20 +66,21 @@ impl WorkspaceConfig {
     /// Checks the settings: a per-session template holds `{session_id}` (else
     /// every session would get the same directory).
     pub fn check(&self) -> Result<(), String> {
-        match self {
-            Self::Shared(_) => Ok(()),
-            Self::Directory { template, .. } | Self::Worktree { template, .. }
-                if !template.contains(SESSION_ID) =>
-            {
-                Err(format!(
-                    "the workspace template {template:?} must contain {SESSION_ID}, or every session would share one directory"
-                ))
-            }
-            Self::Directory { .. } => Ok(()),
-            Self::Worktree { repository, .. } if repository.as_os_str().is_empty() => {
-                Err("a worktree workspace needs a repository".to_owned())
-            }
-            Self::Worktree { .. } => Ok(()),
+        if let Self::Worktree { repository, .. } = self
+            && repository.as_os_str().is_empty()
+        {
+            return Err("a worktree workspace needs a repository".to_owned());
+        }
+        let template = match self {
+            Self::Shared(_) => return Ok(()),
+            Self::Directory { template, .. } | Self::Worktree { template, .. } => template,
+        };
+        if template.contains(SESSION_ID) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the workspace template {template:?} must contain {SESSION_ID}, or every session would share one directory"
+            ))
         }
     }
 
@@ -110,14 +111,13 @@ impl WorkspaceConfig {
                 Ok((path, workspace))
             }
             Self::Directory { template, .. } => {
-                let path = match earlier {
-                    Some(path) => path,
-                    None => {
-                        let path = expand(template, session_id).map_err(unusable)?;
-                        make_private_dir(&path).await.map_err(unusable)?;
-                        tracing::info!(%session_id, path = %path.display(), "Made a session's workspace directory.");
-                        path
-                    }
+                let path = if let Some(path) = earlier {
+                    path
+                } else {
+                    let path = expand(template, session_id).map_err(unusable)?;
+                    make_private_dir(&path).await.map_err(unusable)?;
+                    tracing::info!(%session_id, path = %path.display(), "Made a session's workspace directory.");
+                    path
                 };
                 let workspace = shown(WorkspaceKind::Directory, &path, None).map_err(unusable)?;
                 Ok((path, workspace))
@@ -129,16 +129,15 @@ impl WorkspaceConfig {
                 ..
             } => {
                 let branch = branch(session_id);
-                let path = match earlier {
-                    Some(path) => path,
-                    None => {
-                        let path = expand(template, session_id).map_err(unusable)?;
-                        add_worktree(repository, base.as_deref(), &branch, &path, withheld)
-                            .await
-                            .map_err(unusable)?;
-                        tracing::info!(%session_id, path = %path.display(), branch, "Added a session's git worktree.");
-                        path
-                    }
+                let path = if let Some(path) = earlier {
+                    path
+                } else {
+                    let path = expand(template, session_id).map_err(unusable)?;
+                    add_worktree(repository, base.as_deref(), &branch, &path, withheld)
+                        .await
+                        .map_err(unusable)?;
+                    tracing::info!(%session_id, path = %path.display(), branch, "Added a session's git worktree.");
+                    path
                 };
                 let workspace =
                     shown(WorkspaceKind::Worktree, &path, Some(branch)).map_err(unusable)?;

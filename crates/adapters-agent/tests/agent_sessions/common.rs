@@ -110,12 +110,11 @@ pub(crate) async fn reported(
     done: impl Fn(&AgentReport) -> bool,
 ) -> AgentReport {
     let mut reports = session.reports();
-    let report = timeout(PATIENCE, reports.wait_for(|report| done(report)))
+    timeout(PATIENCE, reports.wait_for(|report| done(report)))
         .await
         .expect("the agent reported in time")
         .expect("the agent's reports go on")
-        .clone();
-    report
+        .clone()
 }
 
 pub(crate) async fn stop(session: Box<dyn AgentSession>) {

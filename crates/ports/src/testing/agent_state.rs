@@ -137,7 +137,7 @@ pub async fn agent_states_round_trip_under_versions<S: SessionStore>(store: S) {
     );
 
     // An update from the version read before is stale.
-    let stale =
+    let outdated =
         requested
             .state
             .mode_refused(read.mode_request.as_ref().expect("pending"), "no", at(7));
@@ -145,8 +145,8 @@ pub async fn agent_states_round_trip_under_versions<S: SessionStore>(store: S) {
         store
             .apply(
                 Change::new(session_id)
-                    .write(Write::UpdateAgentState(stale.state))
-                    .events(stale.events),
+                    .write(Write::UpdateAgentState(outdated.state))
+                    .events(outdated.events),
             )
             .await,
         Err(StoreError::Conflict)

@@ -166,22 +166,19 @@ impl SessionTask<'_> {
                 return;
             }
         };
-        let Some(workspace) = state.workspace.filter(|workspace| workspace.is_own()) else {
+        let Some(workspace) = state.workspace.filter(tandem_domain::Workspace::is_own) else {
             return;
         };
         if state.workspace_cleanup.is_some() {
             return;
         }
-        let cleanup = match self.shared.agents.executor(&session.agent_profile) {
-            Some(executor) => {
-                executor
-                    .release_workspace(&session.agent_profile, self.session_id, &workspace)
-                    .await
-            }
-            None => {
-                tracing::warn!(session_id = %self.session_id, profile = %session.agent_profile, "the session's agent profile is gone; keeping its workspace");
-                tandem_domain::WorkspaceCleanup::Kept
-            }
+        let cleanup = if let Some(executor) = self.shared.agents.executor(&session.agent_profile) {
+            executor
+                .release_workspace(&session.agent_profile, self.session_id, &workspace)
+                .await
+        } else {
+            tracing::warn!(session_id = %self.session_id, profile = %session.agent_profile, "the session's agent profile is gone; keeping its workspace");
+            tandem_domain::WorkspaceCleanup::Kept
         };
         if let Err(error) = store
             .record_workspace_cleanup(self.session_id, cleanup)

@@ -418,7 +418,7 @@ pub(super) async fn report_changed(reports: &mut Option<watch::Receiver<AgentRep
         return;
     }
     // No agent, or it is gone: nothing more to report.
-    std::future::pending().await
+    std::future::pending::<()>().await;
 }
 
 /// Stops an agent session and its process.
