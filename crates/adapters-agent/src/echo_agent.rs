@@ -500,10 +500,23 @@ impl State {
     }
 }
 
+/// Writes a saved session, readable by this user only (it holds prompts), in a
+/// directory made private if it is made here.
 fn write_file(dir: &Path, path: &Path, saved: &Saved) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let text = serde_json::to_string(saved).map_err(std::io::Error::other)?;
-    std::fs::write(path, text)
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
 }
 
 fn unknown_session(id: &str) -> Error {
@@ -882,6 +895,12 @@ mod tests {
         });
         let id = state.new_session().unwrap();
         state.set_mode(&id, "shout").unwrap();
+        let mode = |path: &Path| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+        };
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&state.file(&id).unwrap()), 0o600, "it holds prompts");
         let mut other = State::new(EchoOptions {
             state_dir: dir.clone(),
             ..EchoOptions::default()
