@@ -133,10 +133,13 @@ impl WorkspaceConfig {
                     path
                 } else {
                     let path = expand(template, session_id).map_err(unusable)?;
-                    add_worktree(repository, base.as_deref(), &branch, &path, withheld)
-                        .await
-                        .map_err(unusable)?;
-                    tracing::info!(%session_id, path = %path.display(), branch, "Added a session's git worktree.");
+                    // Made before, by a start that failed after it.
+                    if !is_worktree_on(&path, &branch, withheld).await {
+                        add_worktree(repository, base.as_deref(), &branch, &path, withheld)
+                            .await
+                            .map_err(unusable)?;
+                        tracing::info!(%session_id, path = %path.display(), branch, "Added a session's git worktree.");
+                    }
                     path
                 };
                 let workspace =
@@ -250,6 +253,14 @@ async fn make_private_dir(path: &Path) -> Result<(), String> {
     .await
     .map_err(|error| error.to_string())?
     .map_err(|error| format!("cannot make {shown}: {error}"))
+}
+
+/// Whether `path` is a worktree with `branch` checked out.
+async fn is_worktree_on(path: &Path, branch: &str, withheld: &BTreeSet<String>) -> bool {
+    path.join(".git").exists()
+        && git(path, &["rev-parse", "--abbrev-ref", "HEAD"], withheld)
+            .await
+            .is_ok_and(|head| head.trim() == branch)
 }
 
 /// Adds a worktree of `repository` at `path` on `branch`: a new branch from

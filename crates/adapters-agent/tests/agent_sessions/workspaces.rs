@@ -291,3 +291,48 @@ async fn a_worktree_that_cannot_be_made_fails_the_start_with_gits_reason() {
     assert!(message.contains("not a git repository"), "{message}");
     assert!(!message.contains('\u{1b}'), "{message}");
 }
+
+#[tokio::test]
+async fn a_start_that_fails_after_making_the_worktree_leaves_it_for_the_next() {
+    let root = tempfile::tempdir().unwrap();
+    let repo = repository(root.path());
+    let config = WorkspaceConfig::Worktree {
+        repository: repo,
+        base: None,
+        template: template(&root.path().join("worktrees")),
+        cleanup: Cleanup::default(),
+    };
+    let echo = |auth_method: Option<&str>| {
+        let mut profile = AcpProfile::new(ECHO);
+        profile.args = vec![
+            "--require-auth".to_owned(),
+            "--state-dir".to_owned(),
+            root.path().join("state").display().to_string(),
+        ];
+        profile.workspace = config.clone();
+        profile.auth_method = auth_method.map(str::to_owned);
+        executor(profile)
+    };
+    let session_id = new_session();
+    for _ in 0..2 {
+        let error = crate::common::try_start(&echo(None), session_id, None)
+            .await
+            .err()
+            .expect("authentication is required");
+        assert!(
+            matches!(error, tandem_ports::AgentError::AuthRequired(_)),
+            "the agent's own refusal each time, not a workspace error: {error:?}"
+        );
+    }
+    let agent = start(&echo(Some("echo-login")), session_id, None).await;
+    let workspace = agent.started().workspace.clone().expect("a workspace");
+    assert_eq!(
+        workspace.path,
+        root.path()
+            .join("worktrees")
+            .join(session_id.to_string())
+            .display()
+            .to_string()
+    );
+    stop(agent).await;
+}
