@@ -1,20 +1,26 @@
 #![doc = include_str!("echo_agent.md")]
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::v1::schema::{
-    AgentCapabilities, CancelNotification, ContentBlock, ContentChunk, Implementation,
-    InitializeRequest, InitializeResponse, NewSessionRequest, NewSessionResponse, PermissionOption,
-    PermissionOptionKind, Plan, PlanEntry, PlanEntryPriority, PlanEntryStatus, PromptRequest,
-    PromptResponse, RequestPermissionOutcome, RequestPermissionRequest, SessionNotification,
-    SessionUpdate, StopReason, TextContent, ToolCall, ToolCallStatus, ToolCallUpdate,
-    ToolCallUpdateFields, ToolKind,
+    AgentCapabilities, AuthMethod, AuthMethodAgent, AuthenticateRequest, AuthenticateResponse,
+    AvailableCommand, AvailableCommandInput, AvailableCommandsUpdate, CancelNotification,
+    ContentBlock, ContentChunk, CurrentModeUpdate, Implementation, InitializeRequest,
+    InitializeResponse, LoadSessionRequest, LoadSessionResponse, NewSessionRequest,
+    NewSessionResponse, PermissionOption, PermissionOptionKind, Plan, PlanEntry, PlanEntryPriority,
+    PlanEntryStatus, PromptRequest, PromptResponse, RequestPermissionOutcome,
+    RequestPermissionRequest, SessionInfoUpdate, SessionMode, SessionModeState,
+    SessionNotification, SessionUpdate, SetSessionModeRequest, SetSessionModeResponse, StopReason,
+    TextContent, ToolCall, ToolCallStatus, ToolCallUpdate, ToolCallUpdateFields, ToolKind,
+    UnstructuredCommandInput,
 };
 use agent_client_protocol::{Agent, ByteStreams, Client, Error};
+use serde::{Deserialize, Serialize};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tokio_util::sync::CancellationToken;
 
@@ -25,27 +31,94 @@ const CRASH_STATUS: i32 = 17;
 const MAX_SLOW_MS: u64 = 60_000;
 const MAX_BURST: usize = 1_000_000;
 const MAX_RATE: u64 = 1_000_000;
+/// The authentication methods offered with `--require-auth`.
+const AUTH_METHODS: [(&str, &str); 2] =
+    [("echo-login", "Echo login"), ("echo-token", "Echo token")];
+/// The longest session title, in characters (after `Echo: `).
+const TITLE_CHARS: usize = 40;
+
+/// How the echo agent behaves, from its command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EchoOptions {
+    /// `--require-auth`: offer two authentication methods and refuse sessions
+    /// until `authenticate` was called with one of them.
+    pub require_auth: bool,
+    /// Whether the agent advertises and serves `session/load`
+    /// (`--no-load-session` turns it off).
+    pub load_session: bool,
+    /// `--state-dir DIR`: where sessions are saved for `session/load` (by
+    /// default `tandem-echo-agent` in the system's temporary directory).
+    pub state_dir: PathBuf,
+}
+
+impl Default for EchoOptions {
+    fn default() -> Self {
+        Self {
+            require_auth: false,
+            load_session: true,
+            state_dir: std::env::temp_dir().join("tandem-echo-agent"),
+        }
+    }
+}
+
+impl EchoOptions {
+    /// Reads the options from command-line arguments (without the program name).
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
+        let mut options = Self::default();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--require-auth" => options.require_auth = true,
+                "--no-load-session" => options.load_session = false,
+                "--state-dir" => {
+                    options.state_dir = args
+                        .next()
+                        .map(PathBuf::from)
+                        .ok_or("--state-dir needs a directory")?;
+                }
+                other => return Err(format!("unknown option {other}")),
+            }
+        }
+        Ok(options)
+    }
+}
 
 /// Serves the echo agent on this process's stdin and stdout until stdin closes.
 /// Needs a tokio runtime with time and I/O enabled.
-pub async fn serve_stdio() -> Result<(), Error> {
-    let state = Arc::new(Mutex::new(State::default()));
+pub async fn serve_stdio(options: EchoOptions) -> Result<(), Error> {
+    let state = Arc::new(Mutex::new(State::new(options)));
     let transport = ByteStreams::new(
         tokio::io::stdout().compat_write(),
         tokio::io::stdin().compat(),
     );
+    let on_initialize = Arc::clone(&state);
+    let on_authenticate = Arc::clone(&state);
     let on_new = Arc::clone(&state);
+    let on_load = Arc::clone(&state);
+    let on_set_mode = Arc::clone(&state);
     let on_prompt = Arc::clone(&state);
     let on_cancel = state;
     Agent
         .v1()
         .name("tandem-echo-agent")
         .on_receive_request(
-            async |request: InitializeRequest, responder, _cx| {
+            async move |request: InitializeRequest, responder, _cx| {
                 let version = request.protocol_version.min(ProtocolVersion::V1);
+                let options = lock(&on_initialize).options.clone();
+                let methods = if options.require_auth {
+                    AUTH_METHODS
+                        .iter()
+                        .map(|(id, name)| AuthMethod::Agent(AuthMethodAgent::new(*id, *name)))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 responder.respond(
                     InitializeResponse::new(version)
-                        .agent_capabilities(AgentCapabilities::new())
+                        .agent_capabilities(
+                            AgentCapabilities::new().load_session(options.load_session),
+                        )
+                        .auth_methods(methods)
                         .agent_info(Implementation::new(
                             "tandem-echo-agent",
                             env!("CARGO_PKG_VERSION"),
@@ -55,17 +128,76 @@ pub async fn serve_stdio() -> Result<(), Error> {
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_request(
-            async move |_request: NewSessionRequest, responder, _cx| {
-                let id = lock(&on_new).new_session();
-                responder.respond(NewSessionResponse::new(id))
+            async move |request: AuthenticateRequest, responder, _cx| {
+                let method = request.method_id.to_string();
+                if AUTH_METHODS.iter().any(|(id, _)| *id == method) {
+                    lock(&on_authenticate).authenticated = true;
+                    responder.respond(AuthenticateResponse::new())
+                } else {
+                    responder.respond_with_error(
+                        Error::invalid_params().data(format!("unknown method {method}")),
+                    )
+                }
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |_request: NewSessionRequest, responder, cx| {
+                let id = match lock(&on_new).new_session() {
+                    Ok(id) => id,
+                    Err(error) => return responder.respond_with_error(error),
+                };
+                responder.respond(NewSessionResponse::new(id.clone()).modes(modes(Mode::Echo)))?;
+                cx.send_notification(SessionNotification::new(id, commands()))
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |request: LoadSessionRequest, responder, cx| {
+                let id = request.session_id.to_string();
+                let loaded = lock(&on_load).load_session(&id);
+                let saved = match loaded {
+                    Ok(saved) => saved,
+                    Err(error) => return responder.respond_with_error(error),
+                };
+                // The conversation so far, replayed as ACP says, before the answer.
+                for turn in &saved.turns {
+                    let said = ContentChunk::new(ContentBlock::Text(TextContent::new(
+                        turn.prompt.clone(),
+                    )));
+                    cx.send_notification(SessionNotification::new(
+                        id.clone(),
+                        SessionUpdate::UserMessageChunk(said),
+                    ))?;
+                    cx.send_notification(SessionNotification::new(
+                        id.clone(),
+                        message(turn.reply.clone()),
+                    ))?;
+                }
+                cx.send_notification(SessionNotification::new(id.clone(), commands()))?;
+                responder.respond(LoadSessionResponse::new().modes(modes(saved.mode)))
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |request: SetSessionModeRequest, responder, _cx| {
+                let set = lock(&on_set_mode).set_mode(
+                    &request.session_id.to_string(),
+                    &request.mode_id.to_string(),
+                );
+                match set {
+                    Ok(()) => responder.respond(SetSessionModeResponse::new()),
+                    Err(error) => responder.respond_with_error(error),
+                }
             },
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_request(
             async move |request: PromptRequest, responder, cx| {
                 let session_id = request.session_id.to_string();
-                let cancel = match lock(&on_prompt).begin_turn(&session_id) {
-                    Ok(cancel) => cancel,
+                let begun = lock(&on_prompt).begin_turn(&session_id);
+                let (cancel, session) = match begun {
+                    Ok(begun) => begun,
                     Err(error) => return responder.respond_with_error(error),
                 };
                 let text = prompt_text(&request.prompt);
@@ -73,9 +205,17 @@ pub async fn serve_stdio() -> Result<(), Error> {
                 // The turn runs outside the dispatch loop, so `session/cancel` and
                 // permission answers are read while it streams.
                 cx.clone().spawn(async move {
-                    let result = run_turn(&cx, &session_id, &text, &cancel).await;
-                    lock(&state).end_turn(&session_id);
-                    responder.respond_with_result(result.map(PromptResponse::new))
+                    let result = run_turn(&cx, &session_id, &text, session, &cancel).await;
+                    let title = lock(&state).end_turn(&session_id, &text, &result);
+                    if let Some(title) = title {
+                        let info = SessionInfoUpdate::new().title(title);
+                        cx.send_notification(SessionNotification::new(
+                            session_id.clone(),
+                            SessionUpdate::SessionInfoUpdate(info),
+                        ))?;
+                    }
+                    responder
+                        .respond_with_result(result.map(|(reason, _)| PromptResponse::new(reason)))
                 })
             },
             agent_client_protocol::on_receive_request!(),
@@ -91,44 +231,301 @@ pub async fn serve_stdio() -> Result<(), Error> {
         .await
 }
 
-/// The agent's sessions and the cancel switch of each running turn.
-#[derive(Default)]
+/// How the agent answers: `echo` repeats the prompt, `shout` repeats it in
+/// capitals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Mode {
+    #[default]
+    Echo,
+    Shout,
+}
+
+impl Mode {
+    const ALL: [Self; 2] = [Self::Echo, Self::Shout];
+
+    const fn id(self) -> &'static str {
+        match self {
+            Self::Echo => "echo",
+            Self::Shout => "shout",
+        }
+    }
+
+    fn parse(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|mode| mode.id() == id)
+    }
+
+    fn describe(self) -> SessionMode {
+        let (name, description) = match self {
+            Self::Echo => ("Echo", "Repeats the prompt"),
+            Self::Shout => ("Shout", "Repeats the prompt in capitals"),
+        };
+        SessionMode::new(self.id(), name).description(description.to_owned())
+    }
+}
+
+fn modes(current: Mode) -> SessionModeState {
+    SessionModeState::new(
+        current.id(),
+        Mode::ALL.into_iter().map(Mode::describe).collect(),
+    )
+}
+
+/// The commands the agent offers: its instructions.
+fn commands() -> SessionUpdate {
+    let command = |name: &str, description: &str, hint: Option<&str>| {
+        let command = AvailableCommand::new(name, description);
+        match hint {
+            Some(hint) => command.input(AvailableCommandInput::Unstructured(
+                UnstructuredCommandInput::new(hint),
+            )),
+            None => command,
+        }
+    };
+    SessionUpdate::AvailableCommandsUpdate(AvailableCommandsUpdate::new(vec![
+        command("slow", "Wait between message chunks", Some("milliseconds")),
+        command("fail", "Answer with an error", None),
+        command("crash", "Exit in the middle of the answer", None),
+        command(
+            "permission",
+            "Ask for permission before the tool call",
+            None,
+        ),
+        command(
+            "burst",
+            "Send this many tiny chunks instead of the echo",
+            Some("count"),
+        ),
+        command("rate", "Pace the message chunks", Some("chunks per second")),
+        command(
+            "recall",
+            "Say the earlier prompts of the session first",
+            None,
+        ),
+        command(
+            "mode",
+            "Switch to another mode (echo, shout)",
+            Some("mode id"),
+        ),
+    ]))
+}
+
+/// One completed turn, as saved for `session/load`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SavedTurn {
+    prompt: String,
+    reply: String,
+}
+
+/// A session as saved after each completed turn.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Saved {
+    mode: Mode,
+    turns: Vec<SavedTurn>,
+}
+
+/// A session of the agent: its conversation, mode, and the cancel switch of
+/// its running turn.
+#[derive(Debug, Default)]
+struct EchoSession {
+    saved: Saved,
+    turn: Option<CancellationToken>,
+}
+
+/// What a turn needs to know of its session.
+#[derive(Debug, Clone)]
+struct TurnContext {
+    mode: Mode,
+    earlier: Vec<String>,
+}
+
+/// The agent's sessions.
 struct State {
+    options: EchoOptions,
+    authenticated: bool,
     created: u64,
-    sessions: HashMap<String, Option<CancellationToken>>,
+    sessions: HashMap<String, EchoSession>,
 }
 
 impl State {
-    fn new_session(&mut self) -> String {
-        self.created += 1;
-        let id = format!("echo-session-{}", self.created);
-        self.sessions.insert(id.clone(), None);
-        id
+    fn new(options: EchoOptions) -> Self {
+        Self {
+            options,
+            authenticated: false,
+            created: 0,
+            sessions: HashMap::new(),
+        }
     }
 
-    fn begin_turn(&mut self, session_id: &str) -> Result<CancellationToken, Error> {
-        let Some(turn) = self.sessions.get_mut(session_id) else {
-            return Err(Error::invalid_params().data(format!("unknown session {session_id}")));
+    fn ensure_authenticated(&self) -> Result<(), Error> {
+        if self.options.require_auth && !self.authenticated {
+            Err(Error::auth_required())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A new session, with an id no other process of the agent gives (its
+    /// saved conversation outlives the process).
+    fn new_session(&mut self) -> Result<String, Error> {
+        self.ensure_authenticated()?;
+        self.created += 1;
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let id = format!(
+            "echo-{since_epoch:x}-{}-{}",
+            std::process::id(),
+            self.created
+        );
+        let session = EchoSession::default();
+        self.save(&id, &session.saved);
+        self.sessions.insert(id.clone(), session);
+        Ok(id)
+    }
+
+    /// Takes up a session a previous process saved.
+    fn load_session(&mut self, id: &str) -> Result<Saved, Error> {
+        self.ensure_authenticated()?;
+        if !self.options.load_session {
+            return Err(Error::method_not_found());
+        }
+        let path = self.file(id).ok_or_else(|| unknown_session(id))?;
+        let text = std::fs::read_to_string(path).map_err(|_| unknown_session(id))?;
+        let saved: Saved = serde_json::from_str(&text).map_err(|error| {
+            Error::internal_error().data(format!("unreadable session: {error}"))
+        })?;
+        self.sessions.insert(
+            id.to_owned(),
+            EchoSession {
+                saved: saved.clone(),
+                turn: None,
+            },
+        );
+        Ok(saved)
+    }
+
+    fn set_mode(&mut self, session_id: &str, mode_id: &str) -> Result<(), Error> {
+        let mode =
+            Mode::parse(mode_id).ok_or_else(|| Error::invalid_params().data("unknown mode"))?;
+        let session = self
+            .sessions
+            .get_mut(session_id)
+            .ok_or_else(|| unknown_session(session_id))?;
+        session.saved.mode = mode;
+        let saved = session.saved.clone();
+        self.save(session_id, &saved);
+        Ok(())
+    }
+
+    fn begin_turn(&mut self, session_id: &str) -> Result<(CancellationToken, TurnContext), Error> {
+        let Some(session) = self.sessions.get_mut(session_id) else {
+            return Err(unknown_session(session_id));
         };
-        if turn.is_some() {
+        if session.turn.is_some() {
             return Err(Error::invalid_request().data("a prompt is already running"));
         }
         let cancel = CancellationToken::new();
-        *turn = Some(cancel.clone());
-        Ok(cancel)
+        session.turn = Some(cancel.clone());
+        let context = TurnContext {
+            mode: session.saved.mode,
+            earlier: session
+                .saved
+                .turns
+                .iter()
+                .map(|turn| first_line(&turn.prompt).to_owned())
+                .collect(),
+        };
+        Ok((cancel, context))
     }
 
-    fn end_turn(&mut self, session_id: &str) {
-        if let Some(turn) = self.sessions.get_mut(session_id) {
-            *turn = None;
+    /// Ends a turn; a completed one joins the conversation (and is saved). The
+    /// session's title once it has one.
+    fn end_turn(
+        &mut self,
+        session_id: &str,
+        prompt: &str,
+        result: &Result<(StopReason, Finished), Error>,
+    ) -> Option<String> {
+        let session = self.sessions.get_mut(session_id)?;
+        session.turn = None;
+        if let Ok((StopReason::EndTurn, finished)) = result {
+            session.saved.mode = finished.mode;
+            session.saved.turns.push(SavedTurn {
+                prompt: prompt.to_owned(),
+                reply: finished.reply.clone(),
+            });
+            let saved = session.saved.clone();
+            self.save(session_id, &saved);
         }
+        let first = self.sessions.get(session_id)?.saved.turns.first()?;
+        let title: String = first_line(&first.prompt)
+            .chars()
+            .take(TITLE_CHARS)
+            .collect();
+        Some(format!("Echo: {title}"))
     }
 
     fn cancel(&self, session_id: &str) {
-        if let Some(Some(cancel)) = self.sessions.get(session_id) {
+        if let Some(EchoSession {
+            turn: Some(cancel), ..
+        }) = self.sessions.get(session_id)
+        {
             cancel.cancel();
         }
     }
+
+    /// Where a session is saved; `None` for an id that is no file name.
+    fn file(&self, id: &str) -> Option<PathBuf> {
+        let safe = !id.is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        safe.then(|| self.options.state_dir.join(format!("{id}.json")))
+    }
+
+    /// Saves a session for `session/load`; a failure only means it cannot be
+    /// loaded later.
+    fn save(&self, id: &str, saved: &Saved) {
+        if !self.options.load_session {
+            return;
+        }
+        let Some(path) = self.file(id) else {
+            return;
+        };
+        if let Err(error) = write_file(&self.options.state_dir, &path, saved) {
+            eprintln!("echo agent: cannot save session {id}: {error}");
+        }
+    }
+}
+
+/// Writes a saved session, readable by this user only (it holds prompts), in a
+/// directory made private if it is made here.
+fn write_file(dir: &Path, path: &Path, saved: &Saved) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let text = serde_json::to_string(saved).map_err(std::io::Error::other)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+fn unknown_session(id: &str) -> Error {
+    Error::invalid_params().data(format!("unknown session {id}"))
+}
+
+/// The first line of a text, trimmed.
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default().trim()
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -137,6 +534,10 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 
 /// What the instruction lines of a prompt ask for.
 #[derive(Debug, Default, PartialEq, Eq)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "one switch per instruction a prompt may hold"
+)]
 struct Script {
     slow: Duration,
     fail: bool,
@@ -145,6 +546,10 @@ struct Script {
     burst: Option<usize>,
     /// Message chunks per second, evenly paced (`/rate`).
     rate: Option<u64>,
+    /// Say the earlier prompts first (`/recall`).
+    recall: bool,
+    /// Switch to this mode first (`/mode`).
+    mode: Option<Mode>,
 }
 
 impl Script {
@@ -170,6 +575,12 @@ impl Script {
                 Some("/rate") => {
                     if let Some(rate) = number(words.next()).filter(|rate| *rate > 0) {
                         script.rate = Some(rate.min(MAX_RATE));
+                    }
+                }
+                Some("/recall") => script.recall = true,
+                Some("/mode") => {
+                    if let Some(mode) = words.next().and_then(Mode::parse) {
+                        script.mode = Some(mode);
                     }
                 }
                 _ => {}
@@ -216,16 +627,38 @@ enum Stopped {
     Cancelled,
 }
 
+/// What a completed turn leaves: the mode it ended in and its answer.
+#[derive(Debug)]
+struct Finished {
+    mode: Mode,
+    reply: String,
+}
+
 async fn run_turn(
     cx: &ConnectionTo<Client>,
     session_id: &str,
     text: &str,
+    context: TurnContext,
     cancel: &CancellationToken,
-) -> Result<StopReason, Error> {
+) -> Result<(StopReason, Finished), Error> {
     let script = Script::parse(text);
-    match stream_turn(cx, session_id, text, &script, cancel).await? {
-        Ok(()) => Ok(StopReason::EndTurn),
-        Err(Stopped::Cancelled) => Ok(StopReason::Cancelled),
+    let mut finished = Finished {
+        mode: context.mode,
+        reply: String::new(),
+    };
+    match stream_turn(
+        cx,
+        session_id,
+        text,
+        &script,
+        &context,
+        &mut finished,
+        cancel,
+    )
+    .await?
+    {
+        Ok(()) => Ok((StopReason::EndTurn, finished)),
+        Err(Stopped::Cancelled) => Ok((StopReason::Cancelled, finished)),
     }
 }
 
@@ -234,11 +667,19 @@ async fn stream_turn(
     session_id: &str,
     text: &str,
     script: &Script,
+    context: &TurnContext,
+    finished: &mut Finished,
     cancel: &CancellationToken,
 ) -> Result<Result<(), Stopped>, Error> {
     let send = |update: SessionUpdate| {
         cx.send_notification(SessionNotification::new(session_id.to_owned(), update))
     };
+    if let Some(mode) = script.mode {
+        finished.mode = mode;
+        send(SessionUpdate::CurrentModeUpdate(CurrentModeUpdate::new(
+            mode.id(),
+        )))?;
+    }
     send(SessionUpdate::Plan(Plan::new(vec![
         PlanEntry::new(
             "Read the prompt",
@@ -273,6 +714,16 @@ async fn stream_turn(
                 .status(ToolCallStatus::InProgress),
         ))?;
     }
+    if script.recall {
+        let earlier = if context.earlier.is_empty() {
+            "nothing".to_owned()
+        } else {
+            context.earlier.join(" | ")
+        };
+        let recalled = format!("previously: {earlier}\n");
+        finished.reply.push_str(&recalled);
+        send(message(recalled))?;
+    }
     let chunks = script.chunks(text);
     let last = chunks.len().saturating_sub(1);
     let began = tokio::time::Instant::now();
@@ -280,6 +731,11 @@ async fn stream_turn(
         if cancel.is_cancelled() {
             return Ok(Err(Stopped::Cancelled));
         }
+        let chunk = match finished.mode {
+            Mode::Echo => chunk,
+            Mode::Shout => chunk.to_uppercase(),
+        };
+        finished.reply.push_str(&chunk);
         send(message(chunk))?;
         if script.crash {
             crash().await;
@@ -378,8 +834,9 @@ mod tests {
 
     #[test]
     fn instructions_are_read_from_their_own_lines() {
-        let script =
-            Script::parse("hello\n/slow 250\n  /permission\n/burst 12\n/rate 5000\n/fail\n/crash");
+        let script = Script::parse(
+            "hello\n/slow 250\n  /permission\n/burst 12\n/rate 5000\n/fail\n/crash\n/recall\n/mode shout",
+        );
         assert_eq!(
             script,
             Script {
@@ -389,8 +846,11 @@ mod tests {
                 permission: true,
                 burst: Some(12),
                 rate: Some(5000),
+                recall: true,
+                mode: Some(Mode::Shout),
             }
         );
+        assert_eq!(Script::parse("/mode yell").mode, None);
         assert_eq!(Script::parse("/rate 0").rate, None);
         assert_eq!(Script::parse("say /fail please"), Script::default());
         assert_eq!(Script::parse("/slow soon"), Script::default());
@@ -413,6 +873,42 @@ mod tests {
         assert_eq!(paced(1, 5000), Duration::from_micros(200));
         assert_eq!(paced(5000, 5000), Duration::from_secs(1));
         assert_eq!(paced(3, 1), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn options_come_from_the_command_line() {
+        let parse = |args: &[&str]| EchoOptions::parse(args.iter().map(|a| (*a).to_owned()));
+        assert_eq!(parse(&[]), Ok(EchoOptions::default()));
+        let options = parse(&["--require-auth", "--no-load-session", "--state-dir", "/x"]).unwrap();
+        assert!(options.require_auth && !options.load_session);
+        assert_eq!(options.state_dir, PathBuf::from("/x"));
+        assert!(parse(&["--state-dir"]).is_err());
+        assert!(parse(&["--loud"]).is_err());
+    }
+
+    #[test]
+    fn sessions_are_saved_and_loaded_only_under_file_names() {
+        let dir = std::env::temp_dir().join(format!("echo-agent-test-{}", std::process::id()));
+        let mut state = State::new(EchoOptions {
+            state_dir: dir.clone(),
+            ..EchoOptions::default()
+        });
+        let id = state.new_session().unwrap();
+        state.set_mode(&id, "shout").unwrap();
+        let mode = |path: &Path| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+        };
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&state.file(&id).unwrap()), 0o600, "it holds prompts");
+        let mut other = State::new(EchoOptions {
+            state_dir: dir.clone(),
+            ..EchoOptions::default()
+        });
+        assert_eq!(other.load_session(&id).unwrap().mode, Mode::Shout);
+        assert!(other.load_session("../../etc/passwd").is_err());
+        assert!(other.set_mode(&id, "yell").is_err());
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

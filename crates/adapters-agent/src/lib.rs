@@ -12,5 +12,5 @@ mod acp;
 pub mod echo_agent;
 mod openai;
 
-pub use acp::{AcpExecutor, AcpProfile};
+pub use acp::{AcpExecutor, AcpProfile, Cleanup, WorkspaceConfig};
 pub use openai::{OpenAiExecutor, OpenAiProfile};

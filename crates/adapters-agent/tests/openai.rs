@@ -29,6 +29,7 @@ async fn start(executor: &OpenAiExecutor) -> Box<dyn AgentSession> {
     let request = AgentStart {
         session_id: SessionId::from_uuid(uuid::Uuid::now_v7()),
         profile: AgentProfileName::parse("model").unwrap(),
+        resume: None,
     };
     timeout(PATIENCE, executor.start(request))
         .await
@@ -352,6 +353,7 @@ async fn an_unknown_profile_is_refused() {
     let request = AgentStart {
         session_id: SessionId::from_uuid(uuid::Uuid::now_v7()),
         profile: AgentProfileName::parse("other").unwrap(),
+        resume: None,
     };
     let error = executor.start(request).await.err().unwrap();
     assert!(

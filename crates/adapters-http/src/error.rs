@@ -76,6 +76,7 @@ error_codes! {
     ExpiryBeyondMax => "EXPIRY_BEYOND_MAX", "Expiry beyond the maximum lifetime";
     UnknownPermissionOption => "UNKNOWN_PERMISSION_OPTION", "Unknown permission option";
     WebhookUrlRefused => "WEBHOOK_URL_REFUSED", "Webhook URL refused";
+    UnknownAgentMode => "UNKNOWN_AGENT_MODE", "Unknown agent mode";
     // State.
     ConcurrentModification => "CONCURRENT_MODIFICATION", "Concurrent modification";
     SessionInactive => "SESSION_INACTIVE", "Session is not active";
@@ -91,6 +92,7 @@ error_codes! {
     PermissionNotDue => "PERMISSION_NOT_DUE", "Permission request not due";
     ApiKeyAlreadyRevoked => "API_KEY_ALREADY_REVOKED", "API key already revoked";
     WebhookDeliveryNotFailed => "WEBHOOK_DELIVERY_NOT_FAILED", "Webhook delivery not failed";
+    AgentModesUnavailable => "AGENT_MODES_UNAVAILABLE", "The agent offers no modes";
     // Load.
     RateLimited => "RATE_LIMITED", "Too many requests";
     // Protocol.
@@ -413,6 +415,13 @@ impl From<DomainError> for ApiError {
             DomainError::DeliveryNotFailed(_) => {
                 (StatusCode::CONFLICT, ErrorCode::WebhookDeliveryNotFailed)
             }
+            DomainError::AgentModesUnavailable => {
+                (StatusCode::CONFLICT, ErrorCode::AgentModesUnavailable)
+            }
+            DomainError::UnknownAgentMode => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::UnknownAgentMode,
+            ),
         };
         Self::new(status, code, detail)
     }

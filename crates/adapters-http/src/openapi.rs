@@ -10,8 +10,8 @@ use utoipa_axum::routes;
 
 use crate::error::{ErrorCode, FieldError, Problem};
 use crate::routes::{
-    api_keys, comments, events, identity, invites, ops, participants, permissions, prompts,
-    sessions, webhooks,
+    agent, api_keys, comments, events, identity, invites, ops, participants, permissions,
+    prompts, sessions, webhooks,
 };
 use crate::state::AppState;
 
@@ -218,6 +218,7 @@ fn routes() -> OpenApiRouter<AppState> {
             sessions::terminate_session
         ))
         .routes(routes!(sessions::close_session))
+        .routes(routes!(agent::set_agent_mode))
         .routes(routes!(participants::join_session))
         .routes(routes!(participants::leave_session))
         .routes(routes!(participants::list_participants))

@@ -5,6 +5,7 @@
 //! session. [`PostgresEventBus`] wakes stream subscribers across replicas
 //! (LISTEN/NOTIFY after commit, with a polling safety net).
 
+mod agent_state;
 mod bus;
 mod rows;
 mod single;
@@ -658,6 +659,29 @@ impl SessionStore for PostgresStore {
             .into_iter()
             .map(|(id,)| SessionId::from_uuid(id))
             .collect())
+    }
+
+    async fn agent_state(
+        &self,
+        session_id: SessionId,
+    ) -> Result<Option<tandem_domain::AgentState>, StoreError> {
+        agent_state::read(&self.pool, session_id).await
+    }
+
+    async fn record_workspace_cleanup(
+        &self,
+        session_id: SessionId,
+        cleanup: tandem_domain::WorkspaceCleanup,
+    ) -> Result<(), StoreError> {
+        agent_state::record_cleanup(&self.pool, session_id, cleanup).await
+    }
+
+    async fn sessions_awaiting_cleanup(
+        &self,
+        now: DateTime<Utc>,
+        max: u32,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        agent_state::awaiting_cleanup(&self.pool, now, max).await
     }
 
     async fn close(&self) {

@@ -89,6 +89,8 @@ pub(crate) async fn apply(
             Write::UpdatePermissionRequest(request) => {
                 update_permission_request(tx, request).await?;
             }
+            Write::InsertAgentState(state) => crate::agent_state::insert(tx, state).await?,
+            Write::UpdateAgentState(state) => crate::agent_state::update(tx, state).await?,
         }
     }
 

@@ -7,6 +7,7 @@
 //! change commits with its events in one transaction, with `synchronous = FULL`
 //! so that a committed change survives a power loss.
 
+mod agent_state;
 mod group;
 mod rows;
 mod single;
@@ -683,6 +684,29 @@ impl SessionStore for SqliteStore {
             .into_iter()
             .map(|(id,)| SessionId::from_uuid(id))
             .collect())
+    }
+
+    async fn agent_state(
+        &self,
+        session_id: SessionId,
+    ) -> Result<Option<tandem_domain::AgentState>, StoreError> {
+        agent_state::read(&self.reader, session_id).await
+    }
+
+    async fn record_workspace_cleanup(
+        &self,
+        session_id: SessionId,
+        cleanup: tandem_domain::WorkspaceCleanup,
+    ) -> Result<(), StoreError> {
+        agent_state::record_cleanup(&self.writer, session_id, cleanup).await
+    }
+
+    async fn sessions_awaiting_cleanup(
+        &self,
+        now: DateTime<Utc>,
+        max: u32,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        agent_state::awaiting_cleanup(&self.reader, now, max).await
     }
 
     async fn close(&self) {

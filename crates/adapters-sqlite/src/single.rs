@@ -45,7 +45,9 @@ fn insert(write: &Write) -> Option<Insert<'_>> {
         | Write::RedeemInvite(_)
         | Write::UpdatePrompt(_)
         | Write::InsertPermissionRequest(_)
-        | Write::UpdatePermissionRequest(_) => None,
+        | Write::UpdatePermissionRequest(_)
+        | Write::InsertAgentState(_)
+        | Write::UpdateAgentState(_) => None,
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
-use tandem_agent::{AcpProfile, OpenAiProfile};
+use tandem_agent::{AcpProfile, Cleanup, OpenAiProfile, WorkspaceConfig};
 use tandem_domain::{AgentProfileName, TextLimits};
 use tandem_service::RunnerConfig;
 
@@ -226,6 +226,10 @@ impl Config {
                 AgentProfile::Acp(acp) if acp.command.as_os_str().is_empty() => {
                     bail!("[agents.{name}] needs a command");
                 }
+                AgentProfile::Acp(acp) if acp.workspace.check().is_err() => {
+                    let error = acp.workspace.check().err().unwrap_or_default();
+                    bail!("[agents.{name}] {error}");
+                }
                 AgentProfile::OpenAi(openai)
                     if !(openai.base_url.starts_with("http://")
                         || openai.base_url.starts_with("https://")) =>
@@ -292,7 +296,17 @@ pub enum FileAgent {
         args: Vec<String>,
         #[serde(default)]
         env: BTreeMap<String, String>,
+        /// One directory for every session (two sessions' agents edit the same
+        /// files); the server's current directory when no workspace is set.
         working_dir: Option<PathBuf>,
+        /// A directory of each session's own: a path with `{session_id}`.
+        session_dir: Option<String>,
+        /// A git worktree of each session's own.
+        worktree: Option<FileWorktree>,
+        /// What becomes of a session's own workspace once it ended.
+        cleanup: Option<FileCleanup>,
+        /// The authentication method to use when the agent asks for one.
+        auth_method: Option<String>,
     },
     /// An OpenAI-compatible chat completions endpoint.
     Openai {
@@ -305,6 +319,88 @@ pub enum FileAgent {
     },
 }
 
+/// `worktree = { repository = "...", base = "main", dir = "..." }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct FileWorktree {
+    /// The git repository to add worktrees to.
+    pub repository: PathBuf,
+    /// What each session's branch starts from (the repository's `HEAD` when unset).
+    pub base: Option<String>,
+    /// Where each session's worktree goes, with `{session_id}` (by default
+    /// `<repository>-tandem/{session_id}` beside the repository).
+    pub dir: Option<String>,
+}
+
+/// `cleanup = "remove" | "keep_if_changed" | "keep"`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileCleanup {
+    Remove,
+    KeepIfChanged,
+    Keep,
+}
+
+impl From<FileCleanup> for Cleanup {
+    fn from(cleanup: FileCleanup) -> Self {
+        match cleanup {
+            FileCleanup::Remove => Self::Remove,
+            FileCleanup::KeepIfChanged => Self::KeepIfChanged,
+            FileCleanup::Keep => Self::Keep,
+        }
+    }
+}
+
+/// The workspace one of `working_dir`, `session_dir` and `worktree` describes.
+fn workspace(
+    name: &str,
+    working_dir: Option<PathBuf>,
+    session_dir: Option<String>,
+    worktree: Option<FileWorktree>,
+    cleanup: Option<FileCleanup>,
+) -> anyhow::Result<WorkspaceConfig> {
+    let cleanup_of = |cleanup: Option<FileCleanup>| cleanup.map(Cleanup::from).unwrap_or_default();
+    Ok(match (working_dir, session_dir, worktree) {
+        (dir, None, None) => {
+            if cleanup.is_some() {
+                bail!("[agents.{name}] cleanup applies to session_dir or worktree workspaces only");
+            }
+            WorkspaceConfig::Shared(dir)
+        }
+        (None, Some(template), None) => WorkspaceConfig::Directory {
+            template,
+            cleanup: cleanup_of(cleanup),
+        },
+        (None, None, Some(worktree)) => {
+            let repository = std::path::absolute(&worktree.repository).with_context(|| {
+                format!(
+                    "[agents.{name}] worktree.repository {} is unusable",
+                    worktree.repository.display()
+                )
+            })?;
+            let template = worktree.dir.unwrap_or_else(|| {
+                let name = repository.file_name().map_or_else(
+                    || "repository".to_owned(),
+                    |name| name.to_string_lossy().into_owned(),
+                );
+                let parent = repository.parent().unwrap_or(&repository);
+                parent
+                    .join(format!("{name}-tandem"))
+                    .join("{session_id}")
+                    .to_string_lossy()
+                    .into_owned()
+            });
+            WorkspaceConfig::Worktree {
+                repository,
+                base: worktree.base,
+                template,
+                cleanup: cleanup_of(cleanup),
+            }
+        }
+        _ => bail!("[agents.{name}] sets more than one of working_dir, session_dir and worktree"),
+    })
+}
+
 impl FileAgent {
     fn profile(self, name: &str) -> anyhow::Result<AgentProfile> {
         Ok(match self {
@@ -313,11 +409,16 @@ impl FileAgent {
                 args,
                 env,
                 working_dir,
+                session_dir,
+                worktree,
+                cleanup,
+                auth_method,
             } => AgentProfile::Acp(AcpProfile {
                 command,
                 args,
                 env,
-                working_dir,
+                workspace: workspace(name, working_dir, session_dir, worktree, cleanup)?,
+                auth_method,
                 ..AcpProfile::new("")
             }),
             Self::Openai {
@@ -515,5 +616,70 @@ mod tests {
         bad.default_agent = AgentProfileName::parse("nope").expect("name");
         let error = bad.validate().unwrap_err().to_string();
         assert!(error.contains("TANDEM_DEFAULT_AGENT"), "{error}");
+    }
+
+    #[test]
+    fn workspaces_come_from_one_of_three_settings() {
+        let profile = |toml_text: &str| -> anyhow::Result<AcpProfile> {
+            let file: FileConfig = toml::from_str(toml_text)?;
+            let mut config = config();
+            file.apply(&mut config)?;
+            config.validate()?;
+            match config
+                .agents
+                .remove(&AgentProfileName::parse("x").expect("name"))
+            {
+                Some(AgentProfile::Acp(acp)) => Ok(acp),
+                other => panic!("an ACP profile, got {other:?}"),
+            }
+        };
+        let head = "[agents.x]\nkind = \"acp\"\ncommand = \"agent\"\n";
+        assert_eq!(
+            profile(&format!("{head}working_dir = \"/srv/p\""))
+                .expect("shared")
+                .workspace,
+            WorkspaceConfig::Shared(Some("/srv/p".into()))
+        );
+        assert_eq!(
+            profile(&format!("{head}session_dir = \"/srv/s/{{session_id}}\"\ncleanup = \"remove\"\nauth_method = \"login\""))
+                .expect("per session")
+                .workspace,
+            WorkspaceConfig::Directory {
+                template: "/srv/s/{session_id}".into(),
+                cleanup: Cleanup::Remove
+            }
+        );
+        let worktree = profile(&format!(
+            "{head}worktree = {{ repository = \"/srv/repo\", base = \"main\" }}"
+        ))
+        .expect("worktree");
+        assert_eq!(
+            worktree.workspace,
+            WorkspaceConfig::Worktree {
+                repository: "/srv/repo".into(),
+                base: Some("main".into()),
+                template: "/srv/repo-tandem/{session_id}".into(),
+                cleanup: Cleanup::KeepIfChanged,
+            }
+        );
+        for (bad, says) in [
+            ("session_dir = \"/srv/same\"", "{session_id}"),
+            (
+                "working_dir = \"/a\"\nsession_dir = \"/b/{session_id}\"",
+                "more than one",
+            ),
+            ("working_dir = \"/a\"\ncleanup = \"keep\"", "cleanup"),
+            (
+                "worktree = { repository = \"/r\", dir = \"/w\" }",
+                "{session_id}",
+            ),
+        ] {
+            let error = format!("{:#}", profile(&format!("{head}{bad}")).unwrap_err());
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+        assert!(toml::from_str::<FileConfig>(&format!("{head}cleanup = \"sometimes\"")).is_err());
+        assert!(
+            toml::from_str::<FileConfig>(&format!("{head}worktree = {{ repo = \"/r\" }}")).is_err()
+        );
     }
 }

@@ -190,7 +190,17 @@ enum Command {
     Openapi,
     /// Run the built-in echo agent on stdin/stdout (the `echo` agent profile).
     #[command(hide = true)]
-    EchoAgent,
+    EchoAgent {
+        /// Offer authentication methods and refuse sessions until one is used.
+        #[arg(long)]
+        require_auth: bool,
+        /// Do not offer `session/load`.
+        #[arg(long)]
+        no_load_session: bool,
+        /// Where sessions are saved for `session/load`.
+        #[arg(long)]
+        state_dir: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -287,9 +297,21 @@ fn init_logs(format: LogFormat) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
-        Command::EchoAgent => tandem_agent::echo_agent::serve_stdio()
-            .await
-            .map_err(|error| anyhow::anyhow!("the echo agent failed: {error}")),
+        Command::EchoAgent {
+            require_auth,
+            no_load_session,
+            state_dir,
+        } => {
+            let defaults = tandem_agent::echo_agent::EchoOptions::default();
+            let options = tandem_agent::echo_agent::EchoOptions {
+                require_auth,
+                load_session: !no_load_session,
+                state_dir: state_dir.unwrap_or(defaults.state_dir),
+            };
+            tandem_agent::echo_agent::serve_stdio(options)
+                .await
+                .map_err(|error| anyhow::anyhow!("the echo agent failed: {error}"))
+        }
         Command::Openapi => {
             let document = tandem_http::openapi()
                 .to_pretty_json()

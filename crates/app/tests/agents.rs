@@ -191,7 +191,14 @@ async fn the_echo_agent_answers_in_order_with_plan_tool_call_and_text() {
     assert_eq!(prompt["stopReason"], "end_turn");
     // The agent's own session id is recorded on the session.
     let details = api.get(&s.path, &s.host, 200).await;
-    assert_eq!(details["agentSessionId"], "echo-session-1");
+    let agent_session_id = details["agentSessionId"]
+        .as_str()
+        .expect("an agent session id");
+    assert!(agent_session_id.starts_with("echo-"), "{agent_session_id}");
+    assert_eq!(
+        details["agent"]["workspace"]["kind"], "shared",
+        "the default profile works in the server's directory"
+    );
     server.stop().await;
 }
 

@@ -114,4 +114,10 @@ pub enum DomainError {
     /// Only a failed webhook delivery can be retried by hand.
     #[error("the delivery is {0}, not failed")]
     DeliveryNotFailed(DeliveryStatus),
+    /// The session's agent offers no modes (or has not started yet).
+    #[error("the session's agent offers no modes (it may not have started yet)")]
+    AgentModesUnavailable,
+    /// The mode named is not one the session's agent offers.
+    #[error("the session's agent offers no mode with that id")]
+    UnknownAgentMode,
 }

@@ -10,6 +10,10 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::agent::{
+    AgentCommandsUpdated, AgentModeChangeFailed, AgentModeChanged, AgentModeRequested,
+    AgentStarted, AgentTitleChanged,
+};
 use crate::comment::Comment;
 use crate::duration::Ttl;
 use crate::enums::{UnknownVariant, string_enum};
@@ -344,6 +348,18 @@ pub enum EventPayload {
         prompt_id: PromptId,
         cancelled_by: Option<ParticipantId>,
     },
+    #[serde(rename = "agent.started")]
+    AgentStarted(AgentStarted),
+    #[serde(rename = "agent.commands_updated")]
+    AgentCommandsUpdated(AgentCommandsUpdated),
+    #[serde(rename = "agent.mode_requested")]
+    AgentModeRequested(AgentModeRequested),
+    #[serde(rename = "agent.mode_changed")]
+    AgentModeChanged(AgentModeChanged),
+    #[serde(rename = "agent.mode_change_failed")]
+    AgentModeChangeFailed(AgentModeChangeFailed),
+    #[serde(rename = "agent.title_changed")]
+    AgentTitleChanged(AgentTitleChanged),
 }
 
 /// A stored payload that does not decode: unknown type or malformed data.
@@ -381,6 +397,12 @@ impl EventPayload {
         "prompt.completed",
         "prompt.failed",
         "prompt.cancelled",
+        "agent.started",
+        "agent.commands_updated",
+        "agent.mode_requested",
+        "agent.mode_changed",
+        "agent.mode_change_failed",
+        "agent.title_changed",
     ];
 
     /// The event's type, as in the catalog (`comment.posted`, ...).
@@ -407,6 +429,12 @@ impl EventPayload {
             Self::PromptCompleted { .. } => "prompt.completed",
             Self::PromptFailed { .. } => "prompt.failed",
             Self::PromptCancelled { .. } => "prompt.cancelled",
+            Self::AgentStarted(_) => "agent.started",
+            Self::AgentCommandsUpdated(_) => "agent.commands_updated",
+            Self::AgentModeRequested(_) => "agent.mode_requested",
+            Self::AgentModeChanged(_) => "agent.mode_changed",
+            Self::AgentModeChangeFailed(_) => "agent.mode_change_failed",
+            Self::AgentTitleChanged(_) => "agent.title_changed",
         }
     }
 
@@ -456,7 +484,13 @@ impl EventPayload {
             | Self::AgentPermissionResolved { .. }
             | Self::PromptCompleted { .. }
             | Self::PromptFailed { .. }
-            | Self::PromptCancelled { .. } => None,
+            | Self::PromptCancelled { .. }
+            | Self::AgentStarted(_)
+            | Self::AgentCommandsUpdated(_)
+            | Self::AgentModeRequested(_)
+            | Self::AgentModeChanged(_)
+            | Self::AgentModeChangeFailed(_)
+            | Self::AgentTitleChanged(_) => None,
         }
     }
 

@@ -8,6 +8,7 @@
 mod enums;
 
 pub mod access;
+pub mod agent;
 pub mod api_key;
 pub mod comment;
 pub mod duration;
@@ -23,6 +24,11 @@ pub mod text;
 pub mod webhook;
 
 pub use access::{Action, PromptAdmission};
+pub use agent::{
+    AgentCommand, AgentCommandsUpdated, AgentMode, AgentModeChangeFailed, AgentModeChanged,
+    AgentModeId, AgentModeRequested, AgentReport, AgentStarted, AgentState, AgentTitleChanged,
+    ModeRequest, Resumption, Workspace, WorkspaceCleanup, WorkspaceKind,
+};
 pub use api_key::{ApiKey, ApiKeyName, Scope};
 pub use comment::Comment;
 pub use duration::Ttl;

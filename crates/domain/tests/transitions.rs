@@ -2697,9 +2697,9 @@ fn option_kinds_know_whether_they_allow() {
 // EventPayload: the catalog and its stored form
 // ---------------------------------------------------------------------------
 
-/// DESIGN.md §3's catalog, plus `prompt.edited` and `prompt.cancel_requested`, in
-/// `EventPayload` order.
-const CATALOG: [&str; 21] = [
+/// DESIGN.md §3's catalog, plus `prompt.edited`, `prompt.cancel_requested` and the
+/// agent's session-level events, in `EventPayload` order.
+const CATALOG: [&str; 27] = [
     "session.created",
     "session.updated",
     "session.closed",
@@ -2721,6 +2721,12 @@ const CATALOG: [&str; 21] = [
     "prompt.completed",
     "prompt.failed",
     "prompt.cancelled",
+    "agent.started",
+    "agent.commands_updated",
+    "agent.mode_requested",
+    "agent.mode_changed",
+    "agent.mode_change_failed",
+    "agent.title_changed",
 ];
 
 /// Each variant's place in `CATALOG`. Exhaustive on purpose: a new variant breaks
@@ -2748,6 +2754,12 @@ fn catalog_index(payload: &EventPayload) -> usize {
         EventPayload::PromptCompleted { .. } => 18,
         EventPayload::PromptFailed { .. } => 19,
         EventPayload::PromptCancelled { .. } => 20,
+        EventPayload::AgentStarted(_) => 21,
+        EventPayload::AgentCommandsUpdated(_) => 22,
+        EventPayload::AgentModeRequested(_) => 23,
+        EventPayload::AgentModeChanged(_) => 24,
+        EventPayload::AgentModeChangeFailed(_) => 25,
+        EventPayload::AgentTitleChanged(_) => 26,
     }
 }
 
@@ -2997,12 +3009,104 @@ fn agent_payloads() -> Vec<(EventPayload, &'static [&'static str])> {
     ]
 }
 
+/// The agent's session-level events (no prompt id).
+fn agent_session_payloads() -> Vec<(EventPayload, &'static [&'static str])> {
+    use tandem_domain::{
+        AgentCommand, AgentCommandsUpdated, AgentMode, AgentModeChangeFailed, AgentModeChanged,
+        AgentModeId, AgentModeRequested, AgentStarted, AgentTitleChanged, Resumption, Workspace,
+        WorkspaceKind,
+    };
+    let pid = ParticipantId::from_uuid(uuid(10));
+    let plan = AgentModeId::parse("plan").expect("a mode id");
+    let modes = vec![AgentMode {
+        id: plan.clone(),
+        name: "Plan".to_owned(),
+        description: Some("Think first".to_owned()),
+    }];
+    vec![
+        (
+            EventPayload::AgentStarted(AgentStarted {
+                agent_session_id: "s-1".to_owned(),
+                resumption: Resumption::Fresh,
+                load_session: false,
+                workspace: Some(Workspace {
+                    kind: WorkspaceKind::Worktree,
+                    path: "/srv/w/1".to_owned(),
+                    branch: Some("tandem/1".to_owned()),
+                }),
+                resume_error: Some("no such session".to_owned()),
+            }),
+            &[
+                "agentSessionId",
+                "loadSession",
+                "resumeError",
+                "resumption",
+                "workspace",
+            ],
+        ),
+        (
+            EventPayload::AgentStarted(AgentStarted {
+                agent_session_id: "s-2".to_owned(),
+                resumption: Resumption::Loaded,
+                load_session: true,
+                workspace: None,
+                resume_error: None,
+            }),
+            &["agentSessionId", "loadSession", "resumption", "workspace"],
+        ),
+        (
+            EventPayload::AgentCommandsUpdated(AgentCommandsUpdated {
+                commands: vec![AgentCommand {
+                    name: "review".to_owned(),
+                    description: "Review the diff".to_owned(),
+                    input_hint: Some("what to focus on".to_owned()),
+                }],
+            }),
+            &["commands"],
+        ),
+        (
+            EventPayload::AgentModeRequested(AgentModeRequested {
+                mode_id: plan.clone(),
+                requested_by: pid,
+            }),
+            &["modeId", "requestedBy"],
+        ),
+        (
+            EventPayload::AgentModeChanged(AgentModeChanged {
+                current_mode_id: Some(plan.clone()),
+                available_modes: modes,
+                changed_by: Some(pid),
+            }),
+            &["availableModes", "changedBy", "currentModeId"],
+        ),
+        (
+            EventPayload::AgentModeChangeFailed(AgentModeChangeFailed {
+                mode_id: plan,
+                requested_by: pid,
+                error: "no".to_owned(),
+            }),
+            &["error", "modeId", "requestedBy"],
+        ),
+        (
+            EventPayload::AgentTitleChanged(AgentTitleChanged {
+                title: Some("Fixing the login test".to_owned()),
+            }),
+            &["title"],
+        ),
+        (
+            EventPayload::AgentTitleChanged(AgentTitleChanged { title: None }),
+            &["title"],
+        ),
+    ]
+}
+
 fn every_payload() -> Vec<(EventPayload, &'static [&'static str])> {
     [
         session_payloads(),
         participant_payloads(),
         prompt_payloads(),
         agent_payloads(),
+        agent_session_payloads(),
     ]
     .concat()
 }

@@ -23,7 +23,7 @@ mod webhook;
 pub mod testing;
 
 pub use agent::{
-    AgentError, AgentExecutor, AgentSession, AgentStart, AgentUpdate, PermissionReply,
+    AgentError, AgentExecutor, AgentSession, AgentStart, AgentUpdate, PermissionReply, Resume,
 };
 pub use bus::EventBus;
 pub use clock::{Clock, SystemClock};

@@ -4,9 +4,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tandem_domain::{
-    ApiKey, ApiKeyId, Comment, CommentId, DomainError, Event, Invite, InviteId, NewEvent,
-    Participant, ParticipantId, PermissionRequest, PermissionRequestId, Prompt, PromptId,
-    PromptStatus, Seq, Session, SessionId, SessionStatus, WorkspaceId,
+    AgentState, ApiKey, ApiKeyId, Comment, CommentId, DomainError, Event, Invite, InviteId,
+    NewEvent, Participant, ParticipantId, PermissionRequest, PermissionRequestId, Prompt, PromptId,
+    PromptStatus, Seq, Session, SessionId, SessionStatus, WorkspaceCleanup, WorkspaceId,
 };
 
 use crate::token::TokenHash;
@@ -79,6 +79,10 @@ pub enum Write {
     UpdatePrompt(Prompt),
     InsertPermissionRequest(PermissionRequest),
     UpdatePermissionRequest(PermissionRequest),
+    /// The session's agent state, when its first agent started (`Duplicate` if
+    /// the session has one).
+    InsertAgentState(AgentState),
+    UpdateAgentState(AgentState),
 }
 
 impl Write {
@@ -97,6 +101,7 @@ impl Write {
             Self::InsertPermissionRequest(request) | Self::UpdatePermissionRequest(request) => {
                 request.session_id
             }
+            Self::InsertAgentState(state) | Self::UpdateAgentState(state) => state.session_id,
         }
     }
 }
@@ -371,6 +376,30 @@ pub trait SessionStore: WebhookStore + Send + Sync + 'static {
         &self,
         prompt_id: PromptId,
     ) -> Result<Vec<PermissionRequest>, StoreError>;
+
+    // ----- the session's agent -----
+
+    /// The session's agent state; `None` if no agent ever started for it.
+    async fn agent_state(&self, session_id: SessionId) -> Result<Option<AgentState>, StoreError>;
+
+    /// Records what became of the session's own workspace once the session has
+    /// ended (so it is written although the session is no longer active, and
+    /// emits no event); bumps the state's version. `NotFound` if the session has
+    /// no agent state.
+    async fn record_workspace_cleanup(
+        &self,
+        session_id: SessionId,
+        cleanup: WorkspaceCleanup,
+    ) -> Result<(), StoreError>;
+
+    /// Ended sessions whose own workspace (a directory or worktree, not a shared
+    /// one) has no recorded cleanup yet, and whose agent lease is free or expired
+    /// at `now`: workspaces nobody is cleaning up. At most `limit`.
+    async fn sessions_awaiting_cleanup(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<SessionId>, StoreError>;
 
     // ----- events -----
 

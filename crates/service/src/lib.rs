@@ -9,6 +9,7 @@
 //! The service does no I/O of its own beyond the ports.
 
 mod access;
+mod agents;
 mod api_keys;
 mod bus;
 mod comments;
@@ -263,6 +264,12 @@ fn prompt_outcome(payload: &tandem_domain::EventPayload) -> Option<&'static str>
         | E::PromptCancelRequested { .. }
         | E::AgentOutput(_)
         | E::AgentPermissionRequested { .. }
-        | E::AgentPermissionResolved { .. } => None,
+        | E::AgentPermissionResolved { .. }
+        | E::AgentStarted(_)
+        | E::AgentCommandsUpdated(_)
+        | E::AgentModeRequested(_)
+        | E::AgentModeChanged(_)
+        | E::AgentModeChangeFailed(_)
+        | E::AgentTitleChanged(_) => None,
     }
 }

@@ -38,11 +38,13 @@ pub struct SessionCreated {
     pub invite_token: Secret,
 }
 
-/// A session with everyone who took part in it.
+/// A session with everyone who took part in it, and its agent.
 #[derive(Debug, Clone)]
 pub struct SessionDetails {
     pub session: Session,
     pub participants: Vec<Participant>,
+    /// Where the agent works, what it offers; `None` until an agent started.
+    pub agent: Option<tandem_domain::AgentState>,
 }
 
 /// A session as a listing shows it: with how many people are in it now.
@@ -192,9 +194,15 @@ impl Tandem {
             .participants(id)
             .await
             .map_err(ServiceError::Store)?;
+        let agent = self
+            .store
+            .agent_state(id)
+            .await
+            .map_err(ServiceError::Store)?;
         Ok(SessionDetails {
             session,
             participants,
+            agent,
         })
     }
 

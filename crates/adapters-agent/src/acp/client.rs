@@ -1,6 +1,7 @@
 //! Tandem's side of the ACP connection: the `agent-client-protocol` client driven
 //! over the agent's stdio, routing `session/update` notifications and
-//! `session/request_permission` requests to the prompt that is running.
+//! `session/request_permission` requests to the prompt that is running, and the
+//! agent's session-level updates (commands, mode, title) to its reports.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,9 +13,10 @@ use agent_client_protocol::{
     Agent, ByteStreams, Client, Error, Handled, UntypedMessage, is_connection_terminated,
     is_incoming_transport_closed,
 };
+use tandem_domain::AgentReport;
 use tandem_ports::{AgentError, AgentUpdate};
 use tokio::process::{ChildStdin, ChildStdout};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tokio_util::sync::CancellationToken;
@@ -100,6 +102,8 @@ impl TurnSlot {
 pub(super) struct Connection {
     cx: ConnectionTo<Agent>,
     turn: Arc<TurnSlot>,
+    /// What the agent has said about its session so far.
+    reports: Arc<watch::Sender<AgentReport>>,
     driver: JoinHandle<()>,
 }
 
@@ -107,7 +111,9 @@ impl Connection {
     /// Starts the ACP client over the agent's stdio.
     pub(super) async fn open(stdin: ChildStdin, stdout: ChildStdout) -> Result<Self, AgentError> {
         let turn = Arc::new(TurnSlot::default());
+        let reports = Arc::new(watch::Sender::new(AgentReport::default()));
         let on_update = Arc::clone(&turn);
+        let on_report = Arc::clone(&reports);
         let on_request = Arc::clone(&turn);
         let transport = ByteStreams::new(stdin.compat_write(), stdout.compat());
         let (cx_tx, cx_rx) = oneshot::channel();
@@ -122,7 +128,7 @@ impl Connection {
                             retry: false,
                         });
                     }
-                    forward_update(&on_update, notification.params).await;
+                    forward_update(&on_update, &on_report, notification.params).await;
                     Ok(Handled::Yes)
                 },
                 agent_client_protocol::on_receive_notification!(),
@@ -155,7 +161,12 @@ impl Connection {
         let cx = cx_rx.await.map_err(|_| {
             AgentError::Unavailable("the ACP connection ended before it started".to_owned())
         })?;
-        Ok(Self { cx, turn, driver })
+        Ok(Self {
+            cx,
+            turn,
+            reports,
+            driver,
+        })
     }
 
     /// The handle to send requests and notifications to the agent.
@@ -166,6 +177,11 @@ impl Connection {
     /// The turn in progress, shared with the handlers.
     pub(super) fn turn(&self) -> &TurnSlot {
         &self.turn
+    }
+
+    /// What the agent has said about its session so far.
+    pub(super) fn reports(&self) -> &watch::Sender<AgentReport> {
+        &self.reports
     }
 }
 
@@ -194,19 +210,34 @@ pub(super) fn describe(error: &Error) -> String {
     text
 }
 
-/// Hands a `session/update` to the running prompt. The dispatch loop waits for
-/// room in the prompt's channel, so updates keep their order, none is dropped, and
-/// all of them are delivered before the prompt's answer is.
-async fn forward_update(slot: &TurnSlot, mut params: serde_json::Value) {
-    let Some(turn) = slot.current() else {
-        tracing::debug!("Ignored an agent update that arrived outside a prompt.");
-        return;
-    };
+/// Hands a `session/update` on: session-level state to the reports (at once,
+/// whether a prompt runs or not), anything else to the running prompt. The
+/// dispatch loop waits for room in the prompt's channel, so updates keep their
+/// order, none is dropped, and all of them are delivered before the prompt's
+/// answer is. Output outside a prompt (what an agent replays while it loads a
+/// conversation) is nobody's and is dropped.
+async fn forward_update(
+    slot: &TurnSlot,
+    reports: &watch::Sender<AgentReport>,
+    mut params: serde_json::Value,
+) {
     let raw = params
         .get_mut("update")
         .map(serde_json::Value::take)
         .unwrap_or(params);
-    turn.deliver(update::output(raw)).await;
+    match update::route(&raw) {
+        update::Route::Session(state) => {
+            reports.send_modify(|report| state.apply_to(report));
+        }
+        update::Route::Dropped => {}
+        update::Route::Prompt => {
+            if let Some(turn) = slot.current() {
+                turn.deliver(update::output(raw)).await;
+            } else {
+                tracing::debug!("Ignored an agent update that arrived outside a prompt.");
+            }
+        }
+    }
 }
 
 /// Passes a `session/request_permission` to the running prompt and answers the

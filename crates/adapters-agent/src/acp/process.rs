@@ -16,11 +16,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::AcpProfile;
+use super::excerpt;
 
 /// How many stderr lines a crash report quotes.
 const STDERR_LINES: usize = 5;
-/// The longest stderr line kept, in bytes.
-const STDERR_LINE_BYTES: usize = 300;
+/// The longest stderr line kept, in bytes (of plain text).
+const STDERR_LINE_BYTES: usize = 200;
+/// The longest stderr excerpt a crash report quotes, in bytes.
+const STDERR_EXCERPT_BYTES: usize = 800;
 /// How long a stopped agent gets to exit after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_millis(500);
 /// How long a crash report waits for the exit status after the pipe broke.
@@ -112,7 +115,8 @@ impl AgentProcess {
     }
 
     /// Why the agent is gone, for an error message: its exit status (waited for a
-    /// moment) and the last lines it wrote to stderr.
+    /// moment) and the last lines it wrote to stderr, in plain text (no colours
+    /// or control characters) and bounded in size.
     pub(super) async fn describe_exit(&self) -> String {
         let status = tokio::time::timeout(EXIT_WAIT, self.exited()).await;
         let mut text = match status {
@@ -122,7 +126,7 @@ impl AgentProcess {
         let tail = self.stderr_tail();
         if !tail.is_empty() {
             text.push_str("; last stderr lines: ");
-            text.push_str(&tail.join(" | "));
+            text.push_str(&excerpt::bounded(&tail.join(" | "), STDERR_EXCERPT_BYTES));
         }
         text
     }
@@ -158,7 +162,7 @@ impl Drop for AgentProcess {
 }
 
 /// Reads the agent's stderr to its end (so the agent never blocks on a full pipe),
-/// keeping the last few lines.
+/// keeping the last few non-blank lines as plain text.
 async fn keep_stderr_tail(pipe: ChildStderr, tail: Arc<Mutex<VecDeque<String>>>) {
     let mut reader = BufReader::new(pipe);
     let mut buffer = Vec::new();
@@ -168,20 +172,11 @@ async fn keep_stderr_tail(pipe: ChildStderr, tail: Arc<Mutex<VecDeque<String>>>)
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
-        let line = String::from_utf8_lossy(&buffer);
-        let line = line.trim_end();
+        let line = excerpt::plain_line(&String::from_utf8_lossy(&buffer));
         if line.is_empty() {
             continue;
         }
-        let line = if line.len() > STDERR_LINE_BYTES {
-            let mut end = STDERR_LINE_BYTES;
-            while !line.is_char_boundary(end) {
-                end -= 1;
-            }
-            format!("{}…", &line[..end])
-        } else {
-            line.to_owned()
-        };
+        let line = excerpt::bounded(&line, STDERR_LINE_BYTES);
         let mut tail = tail.lock().unwrap_or_else(PoisonError::into_inner);
         if tail.len() == STDERR_LINES {
             tail.pop_front();

@@ -6,12 +6,12 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use agent_client_protocol::v1::schema::{
-    CancelNotification, ContentBlock, PromptRequest, TextContent,
+    CancelNotification, ContentBlock, PromptRequest, SetSessionModeRequest, TextContent,
 };
 use async_trait::async_trait;
-use tandem_domain::{PromptText, StopReason};
+use tandem_domain::{AgentModeId, AgentReport, AgentStarted, PromptText, StopReason};
 use tandem_ports::{AgentError, AgentSession, AgentUpdate};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::client::{self, Connection, Turn, TurnSlot};
 use super::process::AgentProcess;
@@ -20,10 +20,12 @@ use super::update;
 /// How long the answer to a prompt may trail the agent's exit (an agent may answer
 /// and exit at once; the answer is still in the pipe).
 const ANSWER_AFTER_EXIT: Duration = Duration::from_millis(200);
+/// How long the agent may take to switch its mode.
+const SET_MODE_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
 pub(super) struct AcpSession {
-    agent_session_id: String,
+    started: AgentStarted,
     connection: Connection,
     process: AgentProcess,
     /// Held while a prompt runs: prompts run one at a time.
@@ -34,12 +36,12 @@ pub(super) struct AcpSession {
 
 impl AcpSession {
     pub(super) fn new(
-        agent_session_id: String,
+        started: AgentStarted,
         connection: Connection,
         process: AgentProcess,
     ) -> Self {
         Self {
-            agent_session_id,
+            started,
             connection,
             process,
             running: tokio::sync::Mutex::new(()),
@@ -83,7 +85,50 @@ impl Drop for ActiveTurn<'_> {
 #[async_trait]
 impl AgentSession for AcpSession {
     fn agent_session_id(&self) -> &str {
-        &self.agent_session_id
+        &self.started.agent_session_id
+    }
+
+    fn started(&self) -> &AgentStarted {
+        &self.started
+    }
+
+    fn reports(&self) -> watch::Receiver<AgentReport> {
+        self.connection.reports().subscribe()
+    }
+
+    async fn set_mode(&self, mode: &AgentModeId) -> Result<(), AgentError> {
+        if let Some(report) = self.crash_report() {
+            return Err(AgentError::Crashed(report));
+        }
+        let request = SetSessionModeRequest::new(
+            self.started.agent_session_id.clone(),
+            mode.as_str().to_owned(),
+        );
+        let answer = tokio::select! {
+            answer = tokio::time::timeout(
+                SET_MODE_TIMEOUT,
+                self.connection.cx().send_request(request).block_task(),
+            ) => answer,
+            _ = self.process.exited() => {
+                return Err(AgentError::Crashed("the agent exited".to_owned()));
+            }
+        };
+        match answer {
+            Ok(Ok(_)) => {
+                self.connection
+                    .reports()
+                    .send_modify(|report| report.current_mode = Some(mode.clone()));
+                Ok(())
+            }
+            Ok(Err(error)) if client::is_disconnect(&error) => Err(AgentError::Crashed(
+                "the agent's connection is closed".to_owned(),
+            )),
+            Ok(Err(error)) => Err(AgentError::Protocol(client::describe(&error))),
+            Err(_elapsed) => Err(AgentError::Protocol(format!(
+                "the agent did not switch its mode within {} s",
+                SET_MODE_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     async fn prompt(
@@ -103,7 +148,7 @@ impl AgentSession for AcpSession {
         slot.set(Some(Turn::new(updates)));
         let _active = ActiveTurn(slot);
         let request = PromptRequest::new(
-            self.agent_session_id.clone(),
+            self.started.agent_session_id.clone(),
             vec![ContentBlock::Text(TextContent::new(text.as_str()))],
         );
         let mut answer = pin!(self.connection.cx().send_request(request).block_task());
@@ -140,7 +185,9 @@ impl AgentSession for AcpSession {
         let sent = self
             .connection
             .cx()
-            .send_notification(CancelNotification::new(self.agent_session_id.clone()));
+            .send_notification(CancelNotification::new(
+                self.started.agent_session_id.clone(),
+            ));
         // ACP: once cancelled, open permission requests are answered `cancelled`.
         turn.cancel();
         sent.map_err(|error| {

@@ -3,15 +3,126 @@
 //! Tandem keeps, so fields and update kinds this crate version does not know are
 //! never lost.
 
+use agent_client_protocol::schema::MaybeUndefined;
 use agent_client_protocol::v1::schema::{
-    ContentBlock, ContentChunk, Plan, RequestPermissionOutcome, RequestPermissionRequest,
-    SelectedPermissionOutcome, StopReason as AcpStopReason, ToolCall, ToolCallUpdate,
+    AvailableCommandsUpdate, ContentBlock, ContentChunk, CurrentModeUpdate, Plan,
+    RequestPermissionOutcome, RequestPermissionRequest, SelectedPermissionOutcome,
+    SessionInfoUpdate, SessionModeState, StopReason as AcpStopReason, ToolCall, ToolCallUpdate,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tandem_domain::{AgentOutputKind, PermissionOption, PermissionOutcome, StopReason};
+use tandem_domain::{
+    AgentCommand, AgentMode, AgentModeId, AgentOutputKind, AgentReport, PermissionOption,
+    PermissionOutcome, StopReason,
+};
 use tandem_ports::AgentUpdate;
+
+/// Where a `session/update` goes.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Route {
+    /// To the state of the agent's session (commands, mode, title): never a
+    /// prompt's output.
+    Session(SessionState),
+    /// A session-level update with nothing Tandem can use (malformed, or
+    /// without a field Tandem shows): dropped.
+    Dropped,
+    /// To the running prompt, as output.
+    Prompt,
+}
+
+/// A change of the agent's session-level state.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum SessionState {
+    Commands(Vec<AgentCommand>),
+    CurrentMode(AgentModeId),
+    /// The agent's title for the session; empty when it cleared it.
+    Title(String),
+}
+
+impl SessionState {
+    /// Takes the change into what the agent has reported so far.
+    pub(super) fn apply_to(self, report: &mut AgentReport) {
+        match self {
+            Self::Commands(commands) => report.commands = Some(commands),
+            Self::CurrentMode(mode) => report.current_mode = Some(mode),
+            Self::Title(title) => report.title = Some(title),
+        }
+    }
+}
+
+/// Routes the `update` object of a `session/update` notification: the agent's
+/// commands, its current mode and its session info are session state; anything
+/// else is a prompt's output.
+pub(super) fn route(update: &Value) -> Route {
+    let dropped = |kind: &str| {
+        tracing::debug!(kind, "Dropped a session update Tandem cannot use.");
+        Route::Dropped
+    };
+    match update.get("sessionUpdate").and_then(Value::as_str) {
+        Some(kind @ "available_commands_update") => {
+            match AvailableCommandsUpdate::deserialize(update) {
+                Ok(commands) => Route::Session(SessionState::Commands(
+                    commands
+                        .available_commands
+                        .into_iter()
+                        .map(command)
+                        .collect(),
+                )),
+                Err(_) => dropped(kind),
+            }
+        }
+        Some(kind @ "current_mode_update") => {
+            match CurrentModeUpdate::deserialize(update)
+                .ok()
+                .and_then(|mode| AgentModeId::parse(&mode.current_mode_id.to_string()).ok())
+            {
+                Some(mode) => Route::Session(SessionState::CurrentMode(mode)),
+                None => dropped(kind),
+            }
+        }
+        Some(kind @ "session_info_update") => match SessionInfoUpdate::deserialize(update) {
+            Ok(info) => match info.title {
+                MaybeUndefined::Value(title) => Route::Session(SessionState::Title(title)),
+                MaybeUndefined::Null => Route::Session(SessionState::Title(String::new())),
+                MaybeUndefined::Undefined => dropped(kind),
+            },
+            Err(_) => dropped(kind),
+        },
+        _ => Route::Prompt,
+    }
+}
+
+/// An offered command as Tandem shows it.
+fn command(command: agent_client_protocol::v1::schema::AvailableCommand) -> AgentCommand {
+    // The input is an open union; its `hint` is read from its JSON form.
+    let input_hint = serde_json::to_value(&command.input)
+        .ok()
+        .and_then(|input| input.get("hint").and_then(Value::as_str).map(str::to_owned));
+    AgentCommand {
+        name: command.name,
+        description: command.description,
+        input_hint,
+    }
+}
+
+/// The modes an agent offers in its answer to `session/new` or `session/load`
+/// (those with an id Tandem cannot take are left out), and the current one.
+pub(super) fn modes(state: SessionModeState) -> (Vec<AgentMode>, Option<AgentModeId>) {
+    let modes = state
+        .available_modes
+        .into_iter()
+        .filter_map(|mode| {
+            Some(AgentMode {
+                id: AgentModeId::parse(&mode.id.to_string()).ok()?,
+                name: mode.name,
+                description: mode.description,
+            })
+        })
+        .collect();
+    let current = AgentModeId::parse(&state.current_mode_id.to_string()).ok();
+    (modes, current)
+}
 
 /// The `update` object of a `session/update` notification as agent output.
 /// Unknown or malformed updates are `Other`, with the raw JSON kept.
@@ -179,6 +290,67 @@ mod tests {
             let update = output(raw.clone());
             assert_eq!(parts(&update), (AgentOutputKind::Other, None, &raw));
         }
+    }
+
+    #[test]
+    fn session_level_updates_are_routed_to_the_session_state() {
+        let commands = route(&json!({
+            "sessionUpdate": "available_commands_update",
+            "availableCommands": [
+                { "name": "review", "description": "Review", "input": { "hint": "what" } },
+                { "name": "init", "description": "Init" },
+                { "broken": true }
+            ]
+        }));
+        assert_eq!(
+            commands,
+            Route::Session(SessionState::Commands(vec![
+                AgentCommand {
+                    name: "review".into(),
+                    description: "Review".into(),
+                    input_hint: Some("what".into()),
+                },
+                AgentCommand {
+                    name: "init".into(),
+                    description: "Init".into(),
+                    input_hint: None,
+                },
+            ]))
+        );
+        assert_eq!(
+            route(&json!({ "sessionUpdate": "current_mode_update", "currentModeId": "plan" })),
+            Route::Session(SessionState::CurrentMode(
+                AgentModeId::parse("plan").unwrap()
+            ))
+        );
+        assert_eq!(
+            route(&json!({ "sessionUpdate": "session_info_update", "title": "Fix it" })),
+            Route::Session(SessionState::Title("Fix it".into()))
+        );
+        assert_eq!(
+            route(&json!({ "sessionUpdate": "session_info_update", "title": null })),
+            Route::Session(SessionState::Title(String::new()))
+        );
+        assert_eq!(
+            route(
+                &json!({ "sessionUpdate": "session_info_update", "updatedAt": "2026-01-01T00:00:00Z" })
+            ),
+            Route::Dropped
+        );
+        assert_eq!(
+            route(&json!({ "sessionUpdate": "current_mode_update" })),
+            Route::Dropped
+        );
+        assert_eq!(
+            route(
+                &json!({ "sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "x"} })
+            ),
+            Route::Prompt
+        );
+        assert_eq!(
+            route(&json!({ "sessionUpdate": "usage_update" })),
+            Route::Prompt
+        );
     }
 
     #[test]

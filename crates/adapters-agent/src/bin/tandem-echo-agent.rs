@@ -1,6 +1,15 @@
 #![doc = include_str!("../echo_agent.md")]
 
+use tandem_agent::echo_agent::{EchoOptions, serve_stdio};
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), agent_client_protocol::Error> {
-    tandem_agent::echo_agent::serve_stdio().await
+    let options = match EchoOptions::parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("tandem-echo-agent: {error}");
+            std::process::exit(2);
+        }
+    };
+    serve_stdio(options).await
 }

@@ -121,6 +121,7 @@ impl AgentExecutor for OpenAiExecutor {
             .ok_or_else(|| AgentError::UnknownProfile(request.profile.to_string()))?;
         Ok(Box::new(OpenAiSession::new(
             format!("openai-{}", request.session_id),
+            request.resume.is_some(),
             Arc::clone(profile),
             self.client.clone(),
         )))

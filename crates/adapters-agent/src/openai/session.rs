@@ -5,9 +5,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde::Serialize;
-use tandem_domain::{AgentOutputKind, PromptText, StopReason};
+use tandem_domain::{
+    AgentModeId, AgentOutputKind, AgentReport, AgentStarted, PromptText, Resumption, StopReason,
+};
 use tandem_ports::{AgentError, AgentSession, AgentUpdate};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::OpenAiProfile;
@@ -31,7 +33,11 @@ struct ChatRequest<'a> {
 
 #[derive(Debug)]
 pub(super) struct OpenAiSession {
-    id: String,
+    /// A new conversation every time (it lives in this process only), in no
+    /// directory.
+    started: AgentStarted,
+    /// An endpoint reports nothing about its session.
+    reports: watch::Sender<AgentReport>,
     profile: Arc<OpenAiProfile>,
     client: reqwest::Client,
     /// The user and assistant turns so far (the system prompt is added per request).
@@ -49,9 +55,27 @@ enum Ended {
 }
 
 impl OpenAiSession {
-    pub(super) fn new(id: String, profile: Arc<OpenAiProfile>, client: reqwest::Client) -> Self {
+    /// A conversation; `resumed` when it replaces an earlier one of the session,
+    /// which it cannot continue.
+    pub(super) fn new(
+        id: String,
+        resumed: bool,
+        profile: Arc<OpenAiProfile>,
+        client: reqwest::Client,
+    ) -> Self {
         Self {
-            id,
+            started: AgentStarted {
+                agent_session_id: id,
+                resumption: if resumed {
+                    Resumption::Fresh
+                } else {
+                    Resumption::New
+                },
+                load_session: false,
+                workspace: None,
+                resume_error: None,
+            },
+            reports: watch::Sender::new(AgentReport::default()),
             profile,
             client,
             history: Mutex::new(Vec::new()),
@@ -240,7 +264,21 @@ impl Drop for ActiveTurn<'_> {
 #[async_trait]
 impl AgentSession for OpenAiSession {
     fn agent_session_id(&self) -> &str {
-        &self.id
+        &self.started.agent_session_id
+    }
+
+    fn started(&self) -> &AgentStarted {
+        &self.started
+    }
+
+    fn reports(&self) -> watch::Receiver<AgentReport> {
+        self.reports.subscribe()
+    }
+
+    async fn set_mode(&self, _mode: &AgentModeId) -> Result<(), AgentError> {
+        Err(AgentError::Protocol(
+            "an OpenAI-compatible endpoint offers no modes".to_owned(),
+        ))
     }
 
     async fn prompt(

@@ -195,6 +195,17 @@ wire_enum! {
 }
 
 wire_enum! {
+    /// Where a session's agent works: `shared` (one directory for every session
+    /// of its profile), `directory` (the session's own), `worktree` (a git
+    /// worktree of the session's own, on a branch of its own).
+    WorkspaceKind <=> domain::WorkspaceKind {
+        Shared,
+        Directory,
+        Worktree,
+    }
+}
+
+wire_enum! {
     /// Why a webhook receives nothing: `manual` (disabled through the API) or
     /// `failing` (its deliveries failed for longer than the server retries).
     DisabledReason <=> domain::DisabledReason {
@@ -209,6 +220,15 @@ wire_enum! {
     DeliveryStatus <=> domain::DeliveryStatus {
         Pending,
         Succeeded,
+        Failed,
+    }
+}
+
+wire_enum! {
+    /// What became of a session's own workspace once the session ended.
+    WorkspaceCleanup <=> domain::WorkspaceCleanup {
+        Removed,
+        Kept,
         Failed,
     }
 }
@@ -265,6 +285,11 @@ mod tests {
         same_texts::<_, DeliveryStatus>(
             domain::DeliveryStatus::ALL,
             domain::DeliveryStatus::as_str,
+        );
+        same_texts::<_, WorkspaceKind>(domain::WorkspaceKind::ALL, domain::WorkspaceKind::as_str);
+        same_texts::<_, WorkspaceCleanup>(
+            domain::WorkspaceCleanup::ALL,
+            domain::WorkspaceCleanup::as_str,
         );
     }
 }

@@ -52,6 +52,18 @@ pub(crate) enum EventType {
     PromptFailed,
     #[serde(rename = "prompt.cancelled")]
     PromptCancelled,
+    #[serde(rename = "agent.started")]
+    AgentStarted,
+    #[serde(rename = "agent.commands_updated")]
+    AgentCommandsUpdated,
+    #[serde(rename = "agent.mode_requested")]
+    AgentModeRequested,
+    #[serde(rename = "agent.mode_changed")]
+    AgentModeChanged,
+    #[serde(rename = "agent.mode_change_failed")]
+    AgentModeChangeFailed,
+    #[serde(rename = "agent.title_changed")]
+    AgentTitleChanged,
 }
 
 impl From<&EventPayload> for EventType {
@@ -78,6 +90,12 @@ impl From<&EventPayload> for EventType {
             EventPayload::PromptCompleted { .. } => Self::PromptCompleted,
             EventPayload::PromptFailed { .. } => Self::PromptFailed,
             EventPayload::PromptCancelled { .. } => Self::PromptCancelled,
+            EventPayload::AgentStarted(_) => Self::AgentStarted,
+            EventPayload::AgentCommandsUpdated(_) => Self::AgentCommandsUpdated,
+            EventPayload::AgentModeRequested(_) => Self::AgentModeRequested,
+            EventPayload::AgentModeChanged(_) => Self::AgentModeChanged,
+            EventPayload::AgentModeChangeFailed(_) => Self::AgentModeChangeFailed,
+            EventPayload::AgentTitleChanged(_) => Self::AgentTitleChanged,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! explicitly; requests are parsed into domain values explicitly, reporting every
 //! invalid field at once. Nothing here serializes a `version` or a token hash.
 
+pub(crate) mod agent;
 pub(crate) mod api_key;
 pub(crate) mod comment;
 pub(crate) mod enums;

@@ -11,6 +11,7 @@ use tandem_service::{Invalid, NewSession, SessionDetails, SessionOverview};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::agent::AgentResponse;
 use super::enums::{CloseReason, PermissionPolicy, SessionMode, SessionStatus};
 use super::invite::InviteCreatedResponse;
 use super::participant::ParticipantResponse;
@@ -232,6 +233,10 @@ pub(crate) struct SessionDetailsResponse {
     pub(crate) session: SessionResponse,
     /// Every participant, present or not, in join order.
     pub(crate) participants: Vec<ParticipantResponse>,
+    /// The session's agent: where it works, the commands and modes it offers,
+    /// its title; `null` until the first prompt started it.
+    #[schema(required = true)]
+    pub(crate) agent: Option<AgentResponse>,
 }
 
 impl From<&SessionDetails> for SessionDetailsResponse {
@@ -239,6 +244,7 @@ impl From<&SessionDetails> for SessionDetailsResponse {
         Self {
             session: (&details.session).into(),
             participants: details.participants.iter().map(Into::into).collect(),
+            agent: details.agent.as_ref().map(Into::into),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The handlers, one file per resource. Each is annotated for the OpenAPI
 //! document and registered in `openapi::api_router`.
 
+pub(crate) mod agent;
 pub(crate) mod api_keys;
 pub(crate) mod comments;
 pub(crate) mod events;

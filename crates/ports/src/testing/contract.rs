@@ -19,6 +19,9 @@ use tandem_domain::{
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+pub use super::agent_state::{
+    agent_states_round_trip_under_versions, workspace_cleanups_are_found_after_the_session_ended,
+};
 use super::fixtures::{
     NewSession, at, join, prompt_id, prompt_text, session, session_with, t0, token,
 };
@@ -1530,7 +1533,7 @@ pub async fn every_event_type_round_trips<S: SessionStore>(store: S) {
     let host = new.created.host.id;
     let prompt = prompt_id();
     let request = PermissionRequestId::from_uuid(Uuid::now_v7());
-    let payloads = vec![
+    let mut payloads = vec![
         EventPayload::SessionUpdated {
             title: Title::parse("Renamed", &TextLimits::DEFAULT).expect("title"),
             mode: SessionMode::CommentOnly,
@@ -1608,12 +1611,13 @@ pub async fn every_event_type_round_trips<S: SessionStore>(store: S) {
             prompt_id: prompt,
             cancelled_by: Some(host),
         },
-        EventPayload::SessionClosed {
-            status: SessionStatus::Terminated,
-            reason: CloseReason::Terminated,
-            summary: None,
-        },
     ];
+    payloads.extend(super::agent_state::every_agent_payload(host));
+    payloads.push(EventPayload::SessionClosed {
+        status: SessionStatus::Terminated,
+        reason: CloseReason::Terminated,
+        summary: None,
+    });
     let actors = [
         Actor::Participant(host),
         Actor::ApiKey(ApiKeyId::from_uuid(Uuid::now_v7())),

@@ -6,6 +6,7 @@
 //! Test support shared by the adapters and the service (feature `testing`): the
 //! storage contract suite, fixtures, and a clock tests can move.
 
+mod agent_state;
 mod clock;
 pub mod contract;
 pub mod fixtures;
@@ -62,6 +63,8 @@ macro_rules! for_each_contract_test {
             agent_leases_admit_one_holder_until_expiry,
             changes_under_a_lease_need_its_holder,
             sessions_awaiting_agent_are_unleased_with_work,
+            agent_states_round_trip_under_versions,
+            workspace_cleanups_are_found_after_the_session_ended,
             ping_answers
         );
     };

@@ -9,6 +9,7 @@
 //! stops it when the session ends or the server shuts down. Work nobody is doing
 //! (a new session, a replica that died) is found by a periodic scan.
 
+mod agent;
 mod coalesce;
 mod session;
 mod turn;
@@ -202,7 +203,8 @@ impl Shared {
         });
     }
 
-    /// Starts tasks for the sessions whose work no replica is doing.
+    /// Starts tasks for the sessions whose work no replica is doing: prompts to
+    /// run, and workspaces of ended sessions to clean up.
     async fn scan(self: &Arc<Self>) {
         let now = self.tandem.now();
         match self
@@ -217,6 +219,19 @@ impl Shared {
                 }
             }
             Err(error) => tracing::warn!(%error, "looking for prompts to run failed"),
+        }
+        match self
+            .tandem
+            .store
+            .sessions_awaiting_cleanup(now, SCAN_BATCH)
+            .await
+        {
+            Ok(sessions) => {
+                for session_id in sessions {
+                    self.ensure_task(session_id);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "looking for workspaces to clean up failed"),
         }
     }
 

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tandem_domain::{
-    DomainError, Event, Prompt, PromptId, PromptStatus, Seq, SessionId, Transition,
+    AgentReport, DomainError, Event, Prompt, PromptId, PromptStatus, Seq, SessionId, Transition,
 };
 use tandem_ports::{
-    AgentError, AgentSession, AgentStart, Change, Page, PromptFilter, StoreError, Write,
+    AgentError, AgentSession, AgentStart, Change, Page, PromptFilter, Resume, StoreError, Write,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -39,7 +39,9 @@ pub(super) struct SessionTask<'a> {
     /// The last event of the session's log the running prompt has looked at.
     pub(super) seen: Seq,
     /// The agent session, started for the first prompt, restarted after a crash.
-    agent: Option<Box<dyn AgentSession>>,
+    pub(super) agent: Option<Box<dyn AgentSession>>,
+    /// What the running agent says about its session.
+    pub(super) reports: Option<watch::Receiver<AgentReport>>,
     lease_renewed: Instant,
     /// When to try renewing again after a renewal failed.
     renew_retry_at: Option<Instant>,
@@ -63,6 +65,7 @@ pub(super) async fn run(shared: &Shared, session_id: SessionId) {
         bus: shared.tandem.bus.subscribe(session_id),
         seen: Seq::ZERO,
         agent: None,
+        reports: None,
         lease_renewed: Instant::now(),
         renew_retry_at: None,
         lease_lost: false,
@@ -73,6 +76,9 @@ pub(super) async fn run(shared: &Shared, session_id: SessionId) {
     }
     while task.step().await == Flow::Continue {}
     task.stop_agent().await;
+    if !task.lease_lost && !shared.shutdown.is_cancelled() && task.session_ended().await {
+        task.clean_up_workspace().await;
+    }
     if let Err(error) = shared
         .tandem
         .store
@@ -111,6 +117,9 @@ impl SessionTask<'_> {
         if self.session_ended().await {
             return Flow::Stop;
         }
+        if self.agent.is_some() {
+            self.apply_mode_requests().await;
+        }
         match self
             .shared
             .tandem
@@ -139,6 +148,10 @@ impl SessionTask<'_> {
                 Flow::Continue
             }
             () = tokio::time::sleep_until(renewal) => Flow::Continue,
+            () = report_changed(&mut self.reports) => {
+                self.record_reports().await;
+                Flow::Continue
+            }
             () = self.shared.shutdown.cancelled() => Flow::Stop,
         }
     }
@@ -226,6 +239,8 @@ impl SessionTask<'_> {
                     return turn::fail_unstarted(self, &prompt, &error).await;
                 }
             }
+            // A mode the host asked for while no agent ran applies from the start.
+            self.apply_mode_requests().await;
         }
         let Some(agent) = self.agent.take() else {
             return Flow::Continue;
@@ -235,59 +250,62 @@ impl SessionTask<'_> {
         outcome
     }
 
+    /// Starts the session's agent, resuming the conversation of the one before
+    /// it (a restart, a takeover, a crash) where the agent can, and records how
+    /// it started, where it works, and what it offers.
     async fn start_agent(&mut self) -> Result<Box<dyn AgentSession>, AgentError> {
         let tandem = &self.shared.tandem;
+        let unreadable = |error: StoreError| {
+            AgentError::Unavailable(format!("cannot read the session: {error}"))
+        };
         let session = tandem
             .store
             .session(self.session_id)
             .await
-            .map_err(|error| {
-                AgentError::Unavailable(format!("cannot read the session: {error}"))
-            })?;
+            .map_err(unreadable)?;
+        let previous = tandem
+            .store
+            .agent_state(self.session_id)
+            .await
+            .map_err(unreadable)?;
         let executor = self
             .shared
             .agents
             .executor(&session.agent_profile)
             .ok_or_else(|| AgentError::UnknownProfile(session.agent_profile.to_string()))?;
+        let resume = session
+            .agent_session_id
+            .clone()
+            .map(|agent_session_id| Resume {
+                agent_session_id,
+                workspace: previous.and_then(|state| state.workspace),
+            });
         let started = executor
             .start(AgentStart {
                 session_id: self.session_id,
                 profile: session.agent_profile.clone(),
+                resume,
             })
             .await?;
         metrics::gauge!("tandem_agent_processes").increment(1.0);
-        tracing::info!(session_id = %self.session_id, profile = %session.agent_profile, "agent started");
-        if let Err(error) = self.attach(started.agent_session_id()).await {
-            tracing::warn!(session_id = %self.session_id, %error, "recording the agent's session id failed");
+        tracing::info!(
+            session_id = %self.session_id,
+            profile = %session.agent_profile,
+            resumption = %started.started().resumption,
+            "agent started"
+        );
+        // Subscribed before the first look, so that no later report is missed.
+        let mut reports = started.reports();
+        let report = reports.borrow_and_update().clone();
+        if let Err(error) = self.record_start(started.as_ref(), report).await {
+            tracing::warn!(session_id = %self.session_id, %error, "recording the agent's start failed");
         }
+        self.reports = Some(reports);
         Ok(started)
     }
 
-    /// Records the agent's own id for its session on the session.
-    async fn attach(&mut self, agent_session_id: &str) -> Result<(), ServiceError> {
-        retry_on_conflict!({
-            let session = self
-                .shared
-                .tandem
-                .store
-                .session(self.session_id)
-                .await
-                .map_err(ServiceError::Store);
-            match session {
-                Ok(session) if session.agent_session_id.as_deref() == Some(agent_session_id) => {
-                    Ok(())
-                }
-                Ok(session) => {
-                    let attached = session.attach_agent(agent_session_id.to_owned());
-                    let change = Change::new(self.session_id).write(Write::UpdateSession(attached));
-                    self.commit(change).await.map(drop)
-                }
-                Err(error) => Err(error),
-            }
-        })
-    }
-
     async fn stop_agent(&mut self) {
+        self.reports = None;
         if let Some(agent) = self.agent.take() {
             stop(agent).await;
         }
@@ -343,10 +361,9 @@ impl SessionTask<'_> {
         }
         let now = self.shared.tandem.now();
         let finished = transition(&prompt, now)?;
-        let mut change = Change::new(self.session_id)
-            .write(Write::UpdatePrompt(finished.state.clone()))
-            .events(finished.events)
-            .activity(now);
+        let mut change = Change::new(self.session_id).activity(now);
+        // The prompt's open requests are resolved first, then the prompt ends:
+        // the log never shows a request still open after its prompt's end.
         let open = store
             .open_permission_requests(prompt_id)
             .await
@@ -357,6 +374,9 @@ impl SessionTask<'_> {
                 .write(Write::UpdatePermissionRequest(closed.state))
                 .events(closed.events);
         }
+        let change = change
+            .write(Write::UpdatePrompt(finished.state.clone()))
+            .events(finished.events);
         self.commit(change).await?;
         Ok(Some(finished.state))
     }
@@ -388,6 +408,17 @@ impl SessionTask<'_> {
     pub(super) fn behind(&mut self) -> bool {
         *self.bus.borrow_and_update() > self.seen
     }
+}
+
+/// Resolves when the agent reports on its session; never, without an agent.
+pub(super) async fn report_changed(reports: &mut Option<watch::Receiver<AgentReport>>) {
+    if let Some(reports) = reports
+        && reports.changed().await.is_ok()
+    {
+        return;
+    }
+    // No agent, or it is gone: nothing more to report.
+    std::future::pending::<()>().await;
 }
 
 /// Stops an agent session and its process.

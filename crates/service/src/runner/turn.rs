@@ -2,11 +2,14 @@
 //! `agent.output` events, its permission requests put to the session's policy or
 //! host, then `prompt.completed`, `prompt.failed` or `prompt.cancelled`.
 
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tandem_domain::{
-    EventPayload, ParticipantId, PermissionAsk, PermissionOption, PermissionOutcome,
+    EventPayload, ModeRequest, ParticipantId, PermissionAsk, PermissionOption, PermissionOutcome,
     PermissionRequest, PermissionRequestId, Prompt, StopReason,
 };
 use tandem_ports::{AgentError, AgentSession, AgentUpdate, Change, PermissionReply, Write};
@@ -37,6 +40,12 @@ enum Stopping {
     Shutdown,
 }
 
+/// A mode switch the agent is making while the prompt runs.
+type Switching<'a> = Option<(
+    ModeRequest,
+    Pin<Box<dyn Future<Output = Result<(), AgentError>> + Send + 'a>>,
+)>;
+
 /// A permission request waiting for the host.
 struct Waiting {
     id: PermissionRequestId,
@@ -56,6 +65,8 @@ pub(super) struct Turn<'t, 's> {
     stopping: Option<(Stopping, Instant)>,
     /// The first error that kept agent output from being stored.
     lost_output: Option<String>,
+    /// Mode switches the host asked for while the prompt runs, oldest first.
+    modes_wanted: VecDeque<ModeRequest>,
 }
 
 impl<'t, 's> Turn<'t, 's> {
@@ -96,6 +107,7 @@ impl<'t, 's> Turn<'t, 's> {
             waiting: Vec::new(),
             stopping: None,
             lost_output: None,
+            modes_wanted: VecDeque::new(),
         };
         let began = std::time::Instant::now();
         let result = turn.drive(&*agent).await;
@@ -115,9 +127,20 @@ impl<'t, 's> Turn<'t, 's> {
         let turn = agent.prompt(&text, updates_in);
         tokio::pin!(turn);
         let shutdown = self.task.shared.shutdown.clone();
+        let mut switching: Switching<'_> = None;
         let result = loop {
             if self.task.lease_lost {
                 self.stop(agent, Stopping::LeaseLost).await;
+            }
+            if switching.is_none()
+                && self.stopping.is_none()
+                && let Some(request) = self.modes_wanted.pop_front()
+            {
+                let mode = request.mode_id.clone();
+                switching = Some((
+                    request,
+                    Box::pin(async move { agent.set_mode(&mode).await }),
+                ));
             }
             let flush_at = self.buffer.deadline().map(Instant::from_std);
             let answer_by = self.next_deadline();
@@ -146,6 +169,15 @@ impl<'t, 's> Turn<'t, 's> {
                 Ok(()) = self.task.bus.changed() => self.read_log(agent).await,
                 () = sleep_until(answer_by) => self.time_out_due().await,
                 () = sleep_until(flush_at) => self.flush().await,
+                result = mode_switched(&mut switching) => {
+                    if let Some((request, _)) = switching.take() {
+                        // A failure to record is logged; the request stays pending.
+                        let _ = self.task.record_mode(&request, result).await;
+                    }
+                }
+                () = session::report_changed(&mut self.task.reports) => {
+                    self.task.record_reports().await;
+                }
                 Some(update) = updates.recv() => self.take(update).await,
             }
         };
@@ -373,6 +405,11 @@ impl<'t, 's> Turn<'t, 's> {
             && *prompt_id == self.prompt.id
         {
             self.stop(agent, Stopping::Cancelled(*requested_by)).await;
+        } else if let EventPayload::AgentModeRequested(requested) = payload {
+            self.modes_wanted.push_back(ModeRequest {
+                mode_id: requested.mode_id.clone(),
+                by: requested.requested_by,
+            });
         } else if let EventPayload::AgentPermissionResolved {
             request_id,
             outcome,
@@ -459,6 +496,7 @@ impl<'t, 's> Turn<'t, 's> {
                     AgentError::Protocol(_) => true,
                     AgentError::UnknownProfile(_)
                     | AgentError::Unavailable(_)
+                    | AgentError::AuthRequired(_)
                     | AgentError::Crashed(_) => false,
                 };
                 if reusable {
@@ -536,6 +574,14 @@ pub(super) async fn fail_unstarted(
         tracing::warn!(prompt_id = %prompt.id, %error, "recording the failed start failed");
     }
     Flow::Continue
+}
+
+/// The end of the mode switch in progress; never, without one.
+async fn mode_switched(switching: &mut Switching<'_>) -> Result<(), AgentError> {
+    match switching {
+        Some((_, switch)) => switch.as_mut().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Sleeps until `at`, or forever if there is nothing to wait for.

@@ -103,7 +103,13 @@ fn prompt_of(payload: &EventPayload) -> Option<tandem_domain::PromptId> {
         | E::ParticipantLeft { .. }
         | E::ParticipantUpdated { .. }
         | E::ParticipantRemoved { .. }
-        | E::CommentPosted(_) => None,
+        | E::CommentPosted(_)
+        | E::AgentStarted(_)
+        | E::AgentCommandsUpdated(_)
+        | E::AgentModeRequested(_)
+        | E::AgentModeChanged(_)
+        | E::AgentModeChangeFailed(_)
+        | E::AgentTitleChanged(_) => None,
     }
 }
 
@@ -261,7 +267,13 @@ fn slack_text(event: &Event, links: &Links, context: &Context) -> String {
         | E::AgentOutput(_)
         | E::AgentPermissionResolved { .. }
         | E::PromptCompleted { .. }
-        | E::PromptCancelled { .. }) => {
+        | E::PromptCancelled { .. }
+        | E::AgentStarted(_)
+        | E::AgentCommandsUpdated(_)
+        | E::AgentModeRequested(_)
+        | E::AgentModeChanged(_)
+        | E::AgentModeChangeFailed(_)
+        | E::AgentTitleChanged(_)) => {
             format!("`{}` in {session}. <{open}|Open>", other.event_type())
         }
     }

@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod agent_modes;
 mod api_keys;
 mod auth;
 mod comments;

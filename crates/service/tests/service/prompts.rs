@@ -52,7 +52,13 @@ fn resolutions(log: &[Event], id: PromptId) -> Vec<&'static str> {
             | EventPayload::AgentPermissionResolved { .. }
             | EventPayload::PromptCompleted { .. }
             | EventPayload::PromptFailed { .. }
-            | EventPayload::PromptCancelled { .. } => false,
+            | EventPayload::PromptCancelled { .. }
+            | EventPayload::AgentStarted(_)
+            | EventPayload::AgentCommandsUpdated(_)
+            | EventPayload::AgentModeRequested(_)
+            | EventPayload::AgentModeChanged(_)
+            | EventPayload::AgentModeChangeFailed(_)
+            | EventPayload::AgentTitleChanged(_) => false,
         })
         .map(|event| event.payload.event_type())
         .collect()
