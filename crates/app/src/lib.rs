@@ -15,7 +15,7 @@ use tandem_agent::{AcpExecutor, OpenAiExecutor};
 use tandem_ports::{AgentExecutor, Clock, EventBus, SessionStore, SystemClock};
 use tandem_postgres::{PostgresEventBus, PostgresStore};
 use tandem_service::{
-    Agents, CreatedApiKey, LocalEventBus, PromptRunner, RunnerConfig, ServiceConfig, Tandem,
+    Agents, CreatedApiKey, LocalEventBus, PromptRunner, ServiceConfig, Tandem,
 };
 use tandem_sqlite::SqliteStore;
 use tokio::net::TcpListener;
@@ -141,8 +141,7 @@ pub struct Server {
     streams: tandem_http::StreamCloser,
     listener: TcpListener,
     bootstrapped: Option<CreatedApiKey>,
-    agents: Agents,
-    runner: RunnerConfig,
+    runner: PromptRunner,
     sweep_interval: Duration,
     work: WorkRuntime,
 }
@@ -203,6 +202,9 @@ pub async fn build_with_clock(
         .bootstrap_admin_key(config.bootstrap_admin_key.clone())
         .await
         .context("cannot bootstrap the admin API key")?;
+    let runner = PromptRunner::new(tandem.clone(), agents, config.runner.clone())
+        .await
+        .context("cannot start the prompt runner")?;
     let work = WorkRuntime::start()?;
     let http = tandem_http::HttpConfig {
         public_url: config.public_url.trim_end_matches('/').to_owned(),
@@ -221,8 +223,7 @@ pub async fn build_with_clock(
         streams,
         listener,
         bootstrapped,
-        agents,
-        runner: config.runner.clone(),
+        runner,
         sweep_interval: config.sweep_interval,
         work,
     })
@@ -261,8 +262,7 @@ impl Server {
         let (runner, sweeper) = {
             // Both run on the work runtime, as do the tasks they start.
             let _work = self.work.handle().enter();
-            let runner = PromptRunner::new(self.tandem.clone(), self.agents, self.runner)
-                .start(stopping.clone());
+            let runner = self.runner.start(stopping.clone());
             let sweeper = tokio::spawn(sweep(
                 self.tandem.clone(),
                 self.sweep_interval,

@@ -61,6 +61,7 @@ macro_rules! for_each_contract_test {
             agent_leases_admit_one_holder_until_expiry,
             changes_under_a_lease_need_its_holder,
             sessions_awaiting_agent_are_unleased_with_work,
+            leases_of_holders_not_alive_are_free,
             ping_answers
         );
     };
