@@ -56,6 +56,81 @@ pub struct Config {
     pub runner: RunnerConfig,
     /// How long an event stream stays silent before a keep-alive comment (15 s).
     pub stream_keep_alive: Duration,
+    /// How connections are served: deadlines, the connection cap, head limits.
+    pub connections: Connections,
+}
+
+/// How connections are served (`[http]` in the file, `TANDEM_HTTP_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connections {
+    /// How long a connection may take to send a request's head, from its
+    /// opening or from its previous response (so also how long it may idle).
+    pub header_timeout: Duration,
+    /// How long a request's body may take to arrive after its head.
+    pub body_timeout: Duration,
+    /// Connections open at once at most; `None` takes what the open-file
+    /// limit leaves.
+    pub max_connections: Option<usize>,
+    /// The longest request target (path and query), in bytes.
+    pub max_uri_bytes: usize,
+    /// The most bytes of header lines a request may have.
+    pub max_header_bytes: usize,
+    /// The most header lines a request may have.
+    pub max_headers: usize,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        let serve = tandem_http::ServeConfig::DEFAULT;
+        Self {
+            header_timeout: serve.header_timeout,
+            body_timeout: serve.body_timeout,
+            max_connections: None,
+            max_uri_bytes: serve.max_uri_bytes,
+            max_header_bytes: serve.max_header_bytes,
+            max_headers: serve.max_headers,
+        }
+    }
+}
+
+impl Connections {
+    /// The server's settings, with the connection cap decided.
+    pub fn serve_config(&self, max_connections: usize) -> tandem_http::ServeConfig {
+        tandem_http::ServeConfig {
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            max_connections,
+            max_uri_bytes: self.max_uri_bytes,
+            max_header_bytes: self.max_header_bytes,
+            max_headers: self.max_headers,
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let timeouts = [
+            ("TANDEM_HTTP_HEADER_TIMEOUT_SECS", self.header_timeout),
+            ("TANDEM_HTTP_BODY_TIMEOUT_SECS", self.body_timeout),
+        ];
+        for (name, value) in timeouts {
+            if value < Duration::from_secs(1) {
+                bail!("{name} must be at least 1 second");
+            }
+        }
+        if self.max_connections == Some(0) {
+            bail!("TANDEM_HTTP_MAX_CONNECTIONS must be at least 1");
+        }
+        let sizes = [
+            ("TANDEM_HTTP_MAX_URI_BYTES", self.max_uri_bytes, 1024, 1 << 20),
+            ("TANDEM_HTTP_MAX_HEADER_BYTES", self.max_header_bytes, 1024, 1 << 20),
+            ("TANDEM_HTTP_MAX_HEADERS", self.max_headers, 16, 10_000),
+        ];
+        for (name, value, min, max) in sizes {
+            if !(min..=max).contains(&value) {
+                bail!("{name} must be between {min} and {max}, got {value}");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How a profile's agent is run.
@@ -99,6 +174,7 @@ impl fmt::Debug for Config {
             .field("sweep_interval", &self.sweep_interval)
             .field("runner", &self.runner)
             .field("stream_keep_alive", &self.stream_keep_alive)
+            .field("connections", &self.connections)
             .finish()
     }
 }
@@ -154,6 +230,7 @@ impl Config {
             sweep_interval: Duration::from_secs(15),
             runner: RunnerConfig::default(),
             stream_keep_alive: tandem_http::HttpConfig::default().keep_alive,
+            connections: Connections::default(),
         }
     }
 
@@ -236,7 +313,7 @@ impl Config {
                 bail!("{name} must be at least 1 second");
             }
         }
-        Ok(())
+        self.connections.validate()
     }
 }
 
@@ -334,6 +411,32 @@ pub struct FileLimits {
 pub struct FileHttp {
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    pub header_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_uri_bytes: Option<usize>,
+    pub max_header_bytes: Option<usize>,
+    pub max_headers: Option<usize>,
+}
+
+impl FileHttp {
+    /// Applies the connection settings the file names over `connections`.
+    pub fn apply(&self, connections: &mut Connections) {
+        if let Some(secs) = self.header_timeout_secs {
+            connections.header_timeout = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.body_timeout_secs {
+            connections.body_timeout = Duration::from_secs(secs);
+        }
+        if let Some(max) = self.max_connections {
+            connections.max_connections = Some(max);
+        }
+        connections.max_uri_bytes = self.max_uri_bytes.unwrap_or(connections.max_uri_bytes);
+        connections.max_header_bytes = self
+            .max_header_bytes
+            .unwrap_or(connections.max_header_bytes);
+        connections.max_headers = self.max_headers.unwrap_or(connections.max_headers);
+    }
 }
 
 impl FileConfig {
@@ -356,6 +459,7 @@ impl FileConfig {
         limits.comment_bytes = file.comment_bytes.unwrap_or(limits.comment_bytes);
         limits.prompt_bytes = file.prompt_bytes.unwrap_or(limits.prompt_bytes);
         limits.summary_bytes = file.summary_bytes.unwrap_or(limits.summary_bytes);
+        self.http.apply(&mut config.connections);
         if !self.http.cors_origins.is_empty() {
             config.cors_origins = self.http.cors_origins;
         }
@@ -442,6 +546,45 @@ mod tests {
         assert_eq!(config.limits.comment_bytes, 1024);
         assert_eq!(config.cors_origins, vec!["https://x.test".to_owned()]);
         assert!(toml::from_str::<FileConfig>("[limits]\ncomments = 1").is_err());
+    }
+
+    #[test]
+    fn connection_settings_come_from_the_file_and_are_checked() {
+        let file: FileConfig = toml::from_str(
+            "[http]\nheader_timeout_secs = 3\nbody_timeout_secs = 4\nmax_connections = 500\n\
+             max_uri_bytes = 2048\nmax_header_bytes = 4096\nmax_headers = 40",
+        )
+        .expect("parse");
+        let mut config = config();
+        file.apply(&mut config).expect("apply");
+        config.validate().expect("valid");
+        assert_eq!(
+            config.connections,
+            Connections {
+                header_timeout: Duration::from_secs(3),
+                body_timeout: Duration::from_secs(4),
+                max_connections: Some(500),
+                max_uri_bytes: 2048,
+                max_header_bytes: 4096,
+                max_headers: 40,
+            }
+        );
+        for (change, name) in [
+            (
+                (|c: &mut Connections| c.header_timeout = Duration::ZERO) as fn(&mut Connections),
+                "TANDEM_HTTP_HEADER_TIMEOUT_SECS",
+            ),
+            (|c| c.body_timeout = Duration::ZERO, "TANDEM_HTTP_BODY_TIMEOUT_SECS"),
+            (|c| c.max_connections = Some(0), "TANDEM_HTTP_MAX_CONNECTIONS"),
+            (|c| c.max_uri_bytes = 10, "TANDEM_HTTP_MAX_URI_BYTES"),
+            (|c| c.max_header_bytes = 1 << 30, "TANDEM_HTTP_MAX_HEADER_BYTES"),
+            (|c| c.max_headers = 0, "TANDEM_HTTP_MAX_HEADERS"),
+        ] {
+            let mut bad = config.clone();
+            change(&mut bad.connections);
+            let error = bad.validate().unwrap_err().to_string();
+            assert!(error.contains(name), "{error}");
+        }
     }
 
     #[test]

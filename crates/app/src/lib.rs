@@ -5,7 +5,7 @@ pub mod config;
 pub mod prometheus;
 
 use std::collections::BTreeMap;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use tandem_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{AgentProfile, Config, LogFormat};
+pub use config::{AgentProfile, Config, Connections, LogFormat};
 
 /// The store `database_url` names (schema brought up to date) and the event bus
 /// that goes with it: local for SQLite, LISTEN/NOTIFY across replicas for Postgres.
@@ -135,9 +135,11 @@ fn server_secrets() -> Vec<String> {
 #[derive(Debug)]
 pub struct Server {
     tandem: Tandem,
-    /// The API, told each connection's peer address (rate limits of writes
-    /// without a credential key on it).
-    router: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr>,
+    /// The API (the server tells it each connection's peer address, for rate
+    /// limits of writes without a credential key on it).
+    router: axum::Router,
+    /// How connections are served: deadlines, caps and head limits.
+    connections: tandem_http::ServeConfig,
     streams: tandem_http::StreamCloser,
     listener: TcpListener,
     bootstrapped: Option<CreatedApiKey>,
@@ -206,6 +208,26 @@ pub async fn build_with_clock(
         .await
         .context("cannot start the prompt runner")?;
     let work = WorkRuntime::start()?;
+    let open_files = raise_open_file_limit();
+    let connections = config.connections.serve_config(
+        config
+            .connections
+            .max_connections
+            .unwrap_or_else(|| default_max_connections(open_files)),
+    );
+    if let Some(open_files) = open_files
+        && connections.max_connections as u64 + RESERVED_FILES > open_files
+    {
+        tracing::warn!(
+            max_connections = connections.max_connections,
+            open_files,
+            "the connection limit is above what the open-file limit allows; accepting will fail before the limit is reached"
+        );
+    }
+    tracing::info!(
+        max_connections = connections.max_connections,
+        "serving at most this many connections at once"
+    );
     let http = tandem_http::HttpConfig {
         public_url: config.public_url.trim_end_matches('/').to_owned(),
         cors_origins: config.cors_origins.clone(),
@@ -214,12 +236,13 @@ pub async fn build_with_clock(
         metrics: Some(prometheus::handle()?),
         keep_alive: config.stream_keep_alive,
         handlers: Some(work.handle()),
+        connections,
     };
     let (router, streams) = tandem_http::router_with_closer(tandem.clone(), http);
-    let router = router.into_make_service_with_connect_info::<SocketAddr>();
     Ok(Server {
         tandem,
         router,
+        connections,
         streams,
         listener,
         bootstrapped,
@@ -277,16 +300,7 @@ impl Server {
             signalled.cancel();
             streams.close_all();
         };
-        // Event frames are small and must go out as they are written, not wait
-        // for the client's delayed acknowledgement of the previous one (Nagle).
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |connection| {
-            if let Err(error) = connection.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
-            }
-        });
-        let serving = axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .into_future();
+        let serving = tandem_http::serve(self.listener, self.router, self.connections, shutdown);
         tokio::pin!(serving);
         let served = tokio::select! {
             served = &mut serving => served.context("the HTTP server failed"),
@@ -316,6 +330,66 @@ impl Server {
 /// How long a graceful shutdown waits for requests in flight (event streams end
 /// at once; these are ordinary requests).
 pub const DRAIN_WITHIN: Duration = Duration::from_secs(10);
+
+/// Open files kept for other uses than connections: the database, agents'
+/// pipes, logs.
+const RESERVED_FILES: u64 = 256;
+
+/// Raises this process's open-file limit to its hard limit (each connection
+/// holds a file descriptor), logs it, and returns the limit now in force
+/// (`None` when unlimited or unknown).
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let Some(current) = limit.current else {
+        return None;
+    };
+    match limit.maximum {
+        Some(maximum) if maximum > current => {
+            let raised = rustix::process::Rlimit {
+                current: Some(maximum),
+                maximum: Some(maximum),
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => {
+                    tracing::info!(from = current, to = maximum, "raised the open-file limit");
+                    Some(maximum)
+                }
+                Err(error) => {
+                    tracing::warn!(limit = current, %error, "cannot raise the open-file limit");
+                    Some(current)
+                }
+            }
+        }
+        Some(_) => Some(current),
+        None => {
+            let raised = rustix::process::Rlimit {
+                current: None,
+                maximum: None,
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => {
+                    tracing::info!(from = current, "raised the open-file limit (unlimited)");
+                    None
+                }
+                Err(error) => {
+                    tracing::warn!(limit = current, %error, "cannot raise the open-file limit");
+                    Some(current)
+                }
+            }
+        }
+    }
+}
+
+/// The connection limit when none is configured: what the open-file limit
+/// leaves after the reserve, and at most a million.
+fn default_max_connections(open_files: Option<u64>) -> usize {
+    let Some(open_files) = open_files else {
+        return 1_000_000;
+    };
+    usize::try_from(open_files.saturating_sub(RESERVED_FILES).clamp(64, 1_000_000))
+        .unwrap_or(1_000_000)
+}
 
 /// How many sessions one sweep expires at most; the next sweep takes the rest.
 const SWEEP_BATCH: u32 = 500;

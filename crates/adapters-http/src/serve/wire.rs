@@ -1,0 +1,325 @@
+//! The socket of one connection as hyper sees it: bytes pass untouched, except
+//! hyper's own rejections of request heads it cannot parse, which become
+//! problem documents like every other error the server sends.
+//!
+//! hyper writes those (400, 414, 431) with an empty body and closes the
+//! connection. [`Responses`] tells them apart from answers; the wire swallows
+//! hyper's bytes and writes in their place a `application/problem+json`
+//! response with the same status, a stable code, and `Connection: close`.
+//! To tell an over-long request line (414) from too many or too large headers
+//! (431) when both only overflow hyper's buffer, it measures the first line of
+//! each request head as hyper reads it.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use axum::http::StatusCode;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::exchange::Exchanges;
+use super::responses::{Responses, Tracked};
+use crate::error::{ApiError, ErrorCode};
+
+/// Room for a method, spaces and the version around a request's target.
+const REQUEST_LINE_OVERHEAD: usize = 32;
+
+/// A connection's socket, watched.
+#[derive(Debug)]
+pub(crate) struct Wire<IO> {
+    io: IO,
+    exchanges: Arc<Exchanges>,
+    responses: Responses,
+    /// Bytes `responses` followed that the socket has not taken yet (hyper
+    /// offers them again).
+    ahead: usize,
+    /// Set once hyper began its own response.
+    rejection: Option<Rejection>,
+    request_line: RequestLine,
+    max_uri_bytes: usize,
+}
+
+/// hyper's own response being replaced.
+#[derive(Debug)]
+enum Rejection {
+    /// Its first bytes, until the status can be read.
+    Reading(Vec<u8>),
+    /// The problem response, and how much of it the socket took.
+    Replacing(Vec<u8>, usize),
+}
+
+/// The length of the current request head's first line, as read.
+#[derive(Debug, Default)]
+struct RequestLine {
+    generation: u64,
+    length: usize,
+    ended: bool,
+}
+
+impl<IO> Wire<IO> {
+    pub(crate) fn new(io: IO, exchanges: Arc<Exchanges>, max_uri_bytes: usize) -> Self {
+        Self {
+            io,
+            exchanges,
+            responses: Responses::default(),
+            ahead: 0,
+            rejection: None,
+            request_line: RequestLine::default(),
+            max_uri_bytes,
+        }
+    }
+
+    /// Measures the first line of the request head in `bytes`, just read.
+    fn read(&mut self, bytes: &[u8]) {
+        let line = &mut self.request_line;
+        let generation = self.exchanges.head_generation();
+        if generation != line.generation {
+            *line = RequestLine {
+                generation,
+                ..RequestLine::default()
+            };
+        }
+        if line.ended {
+            return;
+        }
+        match memchr_newline(bytes) {
+            Some(at) => {
+                line.length += at;
+                line.ended = true;
+            }
+            None => line.length += bytes.len(),
+        }
+    }
+
+    /// The problem response that replaces hyper's `head` (its first bytes).
+    fn replacement(&self, head: &[u8]) -> Vec<u8> {
+        let status = head
+            .strip_prefix(b"HTTP/1.")
+            .and_then(|rest| rest.get(2..5))
+            .and_then(|code| std::str::from_utf8(code).ok())
+            .and_then(|code| code.parse::<u16>().ok())
+            .and_then(|code| StatusCode::from_u16(code).ok())
+            .unwrap_or(StatusCode::BAD_REQUEST);
+        let long_line = self.request_line.length > self.max_uri_bytes + REQUEST_LINE_OVERHEAD;
+        let error = rejection(status, long_line);
+        tracing::debug!(status = error.status().as_u16(), code = error.code().as_str(), "rejected a request head");
+        metrics::counter!("tandem_http_rejected_heads_total", "status" => error.status().as_str().to_owned())
+            .increment(1);
+        render(&error)
+    }
+}
+
+/// The problem for a request head hyper refused with `status`.
+fn rejection(status: StatusCode, long_line: bool) -> ApiError {
+    match status {
+        StatusCode::URI_TOO_LONG => uri_too_long(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE if long_line => uri_too_long(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => headers_too_large(),
+        status => ApiError::new(
+            if status.is_client_error() { status } else { StatusCode::BAD_REQUEST },
+            ErrorCode::MalformedRequest,
+            "the request is not valid HTTP/1.1: its request line, a header, or its framing \
+             (Content-Length, Transfer-Encoding) could not be read",
+        ),
+    }
+}
+
+/// The 414 problem of a request target over the limit.
+pub(crate) fn uri_too_long() -> ApiError {
+    ApiError::new(
+        StatusCode::URI_TOO_LONG,
+        ErrorCode::UriTooLong,
+        "the request's URI is longer than this server accepts",
+    )
+}
+
+/// The 431 problem of request headers over the limits.
+pub(crate) fn headers_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        ErrorCode::HeadersTooLarge,
+        "the request's headers are larger or more numerous than this server accepts",
+    )
+}
+
+/// A whole HTTP/1.1 response carrying `error`'s problem document, after which
+/// the connection closes.
+fn render(error: &ApiError) -> Vec<u8> {
+    let body = serde_json::to_vec(&error.problem()).unwrap_or_default();
+    let status = error.status();
+    let mut response = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\ndate: {}\r\n\r\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or("Error"),
+        crate::PROBLEM_JSON,
+        body.len(),
+        chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT"),
+    )
+    .into_bytes();
+    response.extend_from_slice(&body);
+    response
+}
+
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&byte| byte == b'\n')
+}
+
+impl<IO: AsyncWrite + Unpin> Wire<IO> {
+    /// Writes what is left of the replacement; ready once all of it is out.
+    fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(Rejection::Replacing(bytes, written)) = &mut self.rejection else {
+            return Poll::Ready(Ok(()));
+        };
+        while *written < bytes.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &bytes[*written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *written += n;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Takes hyper's own response (`buf`) and sends the replacement instead.
+    fn poll_reject(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if let Some(Rejection::Reading(head)) = &mut self.rejection {
+            head.extend_from_slice(buf);
+            if head.len() < "HTTP/1.1 400".len() {
+                return Poll::Ready(Ok(buf.len()));
+            }
+            let head = std::mem::take(head);
+            self.rejection = Some(Rejection::Replacing(self.replacement(&head), 0));
+        }
+        match self.poll_replacement(cx) {
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+            // hyper flushes next, which finishes the replacement.
+            Poll::Ready(Ok(())) | Poll::Pending => Poll::Ready(Ok(buf.len())),
+        }
+    }
+
+    /// How many of the offered bytes (`slices`, in order) may go to the socket:
+    /// those before hyper's own response. `None` when it starts right away.
+    fn passable(&mut self, slices: &[io::IoSlice<'_>]) -> Option<usize> {
+        // The first `ahead` bytes were followed already, when first offered.
+        let mut skip = self.ahead;
+        let mut before = 0;
+        for slice in slices {
+            let skipped = skip.min(slice.len());
+            skip -= skipped;
+            if let Tracked::RejectionAt(at) = self.responses.track(&slice[skipped..], &self.exchanges) {
+                let passable = before + skipped + at;
+                return (passable > 0).then_some(passable);
+            }
+            before += slice.len();
+        }
+        Some(before)
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Wire<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        let read = &buf.filled()[before..];
+        if !read.is_empty() {
+            this.read(read);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Wire<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.rejection.is_some() {
+            return this.poll_reject(cx, buf);
+        }
+        let Some(passable) = this.passable(&[io::IoSlice::new(buf)]) else {
+            this.rejection = Some(Rejection::Reading(Vec::new()));
+            return this.poll_reject(cx, buf);
+        };
+        match Pin::new(&mut this.io).poll_write(cx, &buf[..passable]) {
+            Poll::Ready(Ok(n)) => {
+                this.ahead = passable - n;
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => {
+                this.ahead = passable;
+                Poll::Pending
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.rejection.is_some() {
+            let first = bufs.iter().find(|buf| !buf.is_empty()).map_or(&[][..], |buf| &buf[..]);
+            return this.poll_reject(cx, first);
+        }
+        let total: usize = bufs.iter().map(|buf| buf.len()).sum();
+        let Some(passable) = this.passable(bufs) else {
+            this.rejection = Some(Rejection::Reading(Vec::new()));
+            let first = bufs.iter().find(|buf| !buf.is_empty()).map_or(&[][..], |buf| &buf[..]);
+            return this.poll_reject(cx, first);
+        };
+        let result = if passable == total {
+            Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
+        } else {
+            // Only the answers before hyper's own response; it comes next.
+            let mut left = passable;
+            let truncated: Vec<io::IoSlice<'_>> = bufs
+                .iter()
+                .map_while(|slice| {
+                    (left > 0).then(|| {
+                        let take = left.min(slice.len());
+                        left -= take;
+                        io::IoSlice::new(&slice[..take])
+                    })
+                })
+                .collect();
+            Pin::new(&mut this.io).poll_write_vectored(cx, &truncated)
+        };
+        match result {
+            Poll::Ready(Ok(n)) => {
+                this.ahead = passable - n;
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => {
+                this.ahead = passable;
+                Poll::Pending
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_replacement(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_replacement(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
