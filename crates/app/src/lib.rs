@@ -186,6 +186,23 @@ impl Drop for WorkRuntime {
     }
 }
 
+/// How many connections the kernel may hold for the server to accept: the
+/// default of 128 overflows under a burst of a few hundred clients, which then
+/// wait a second or more to retry (the kernel caps it at `somaxconn`).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listens on `addr` (port 0 picks a free one) with a backlog fit for bursts.
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Builds the server on `listener` (bind port 0 in tests).
 pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Server> {
     build_with_clock(config, listener, Arc::new(SystemClock)).await

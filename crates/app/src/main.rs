@@ -274,8 +274,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => {
             init_logs(cli.settings.log_format);
             let config = cli.settings.config()?;
-            let listener = tokio::net::TcpListener::bind(config.listen)
-                .await
+            let listener = tandem::listen(config.listen)
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
             let server = tandem::build(config.clone(), listener).await?;
             if let Some(created) = server.bootstrapped_key() {

@@ -10,13 +10,16 @@
 //! (431) when both only overflow hyper's buffer, it measures the first line of
 //! each request head as hyper reads it.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
 
 use super::exchange::Exchanges;
 use super::responses::{Responses, Tracked};
@@ -24,6 +27,12 @@ use crate::error::{ApiError, ErrorCode};
 
 /// Room for a method, spaces and the version around a request's target.
 const REQUEST_LINE_OVERHEAD: usize = 32;
+
+/// How long a rejected connection keeps reading (and dropping) what the client
+/// still sends after the problem document, before it closes: closing with
+/// unread bytes would reset the connection, and the client could lose the
+/// answer it has not read yet.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// A connection's socket, watched.
 #[derive(Debug)]
@@ -47,6 +56,9 @@ enum Rejection {
     Reading(Vec<u8>),
     /// The problem response, and how much of it the socket took.
     Replacing(Vec<u8>, usize),
+    /// Sent and shut down: dropping what the client still sends, until it
+    /// closes too or `LINGER` passed.
+    Lingering(Pin<Box<Sleep>>),
 }
 
 /// The length of the current request head's first line, as read.
@@ -234,7 +246,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Wire<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Wire<IO> {
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Wire<IO> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -320,6 +332,25 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Wire<IO> {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_replacement(cx))?;
+        if let Some(Rejection::Replacing(..)) = this.rejection {
+            ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
+            this.rejection = Some(Rejection::Lingering(Box::pin(tokio::time::sleep(LINGER))));
+        }
+        if let Some(Rejection::Lingering(linger)) = &mut this.rejection {
+            let mut scratch = [0u8; 4096];
+            loop {
+                if linger.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Ok(()));
+                }
+                let mut buf = ReadBuf::new(&mut scratch);
+                match Pin::new(&mut this.io).poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        }
         Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }
