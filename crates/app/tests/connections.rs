@@ -444,7 +444,12 @@ async fn connections_over_the_cap_wait_until_one_closes() {
     // ...so the next client waits for them to time out, then is served.
     let started = Instant::now();
     let api = Client::new(&format!("http://{addr}"));
-    api.get("/v1/sessions", &server.admin_key, 200).await;
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        api.get("/v1/sessions", &server.admin_key, 200),
+    )
+    .await
+    .expect("served within 10 s");
     let waited = started.elapsed();
     assert!(
         waited >= Duration::from_millis(1200) && waited < Duration::from_secs(8),
