@@ -46,9 +46,9 @@ pub(crate) fn apply(
         None => router,
     };
     router
-        .layer(middleware::from_fn(move |request: Request<Body>, next: Next| {
-            head_limits(head, request, next)
-        }))
+        .layer(middleware::from_fn(
+            move |request: Request<Body>, next: Next| head_limits(head, request, next),
+        ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http()

@@ -625,13 +625,13 @@ impl SessionStore for PostgresStore {
             holder_alive("agent_leases.holder")
         );
         let held: Option<(String,)> = sqlx::query_as(&sql)
-        .bind(session_id.as_uuid())
-        .bind(holder)
-        .bind(now)
-        .bind(until)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
+            .bind(session_id.as_uuid())
+            .bind(holder)
+            .bind(now)
+            .bind(until)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(held.is_some())
     }
 
@@ -664,11 +664,11 @@ impl SessionStore for PostgresStore {
             holder_alive("l.holder")
         );
         let rows: Vec<(uuid::Uuid,)> = sqlx::query_as(&sql)
-        .bind(now)
-        .bind(limit(max))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+            .bind(now)
+            .bind(limit(max))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(rows
             .into_iter()
             .map(|(id,)| SessionId::from_uuid(id))

@@ -51,7 +51,11 @@ impl Presence {
         if self.holders().iter().any(|known| known.name == holder) {
             return Ok(());
         }
-        let options = pool.connect_options().as_ref().clone().application_name(holder);
+        let options = pool
+            .connect_options()
+            .as_ref()
+            .clone()
+            .application_name(holder);
         let connection = PgConnection::connect_with(&options)
             .await
             .map_err(StoreError::backend)?;

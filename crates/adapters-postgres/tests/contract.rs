@@ -57,7 +57,10 @@ async fn leases_of_a_closed_store_are_free_at_once(pool: PgPool) {
 async fn a_holder_is_alive_while_its_connection_is(pool: PgPool) {
     use tandem_ports::SessionStore;
     let store = PostgresStore::from_pool(pool.clone());
-    store.register_lease_holder("holder-one").await.expect("register");
+    store
+        .register_lease_holder("holder-one")
+        .await
+        .expect("register");
     let alive = || async {
         sqlx::query_scalar::<_, i64>(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'holder-one'",

@@ -74,7 +74,9 @@ async fn one_store_at_a_time_holds_leases_on_a_file() {
     let lock = first.lock_file().expect("a file database has a lock file");
     assert_eq!(lock, dir.path().join("tandem.db.lock"));
 
-    let second = SqliteStore::open_file(&path).await.expect("a second store opens");
+    let second = SqliteStore::open_file(&path)
+        .await
+        .expect("a second store opens");
     let refused = second
         .register_lease_holder("second")
         .await

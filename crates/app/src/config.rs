@@ -120,8 +120,18 @@ impl Connections {
             bail!("TANDEM_HTTP_MAX_CONNECTIONS must be at least 1");
         }
         let sizes = [
-            ("TANDEM_HTTP_MAX_URI_BYTES", self.max_uri_bytes, 1024, 1 << 20),
-            ("TANDEM_HTTP_MAX_HEADER_BYTES", self.max_header_bytes, 1024, 1 << 20),
+            (
+                "TANDEM_HTTP_MAX_URI_BYTES",
+                self.max_uri_bytes,
+                1024,
+                1 << 20,
+            ),
+            (
+                "TANDEM_HTTP_MAX_HEADER_BYTES",
+                self.max_header_bytes,
+                1024,
+                1 << 20,
+            ),
             ("TANDEM_HTTP_MAX_HEADERS", self.max_headers, 16, 10_000),
         ];
         for (name, value, min, max) in sizes {
@@ -574,10 +584,19 @@ mod tests {
                 (|c: &mut Connections| c.header_timeout = Duration::ZERO) as fn(&mut Connections),
                 "TANDEM_HTTP_HEADER_TIMEOUT_SECS",
             ),
-            (|c| c.body_timeout = Duration::ZERO, "TANDEM_HTTP_BODY_TIMEOUT_SECS"),
-            (|c| c.max_connections = Some(0), "TANDEM_HTTP_MAX_CONNECTIONS"),
+            (
+                |c| c.body_timeout = Duration::ZERO,
+                "TANDEM_HTTP_BODY_TIMEOUT_SECS",
+            ),
+            (
+                |c| c.max_connections = Some(0),
+                "TANDEM_HTTP_MAX_CONNECTIONS",
+            ),
             (|c| c.max_uri_bytes = 10, "TANDEM_HTTP_MAX_URI_BYTES"),
-            (|c| c.max_header_bytes = 1 << 30, "TANDEM_HTTP_MAX_HEADER_BYTES"),
+            (
+                |c| c.max_header_bytes = 1 << 30,
+                "TANDEM_HTTP_MAX_HEADER_BYTES",
+            ),
             (|c| c.max_headers = 0, "TANDEM_HTTP_MAX_HEADERS"),
         ] {
             let mut bad = config.clone();

@@ -14,9 +14,7 @@ use anyhow::Context;
 use tandem_agent::{AcpExecutor, OpenAiExecutor};
 use tandem_ports::{AgentExecutor, Clock, EventBus, SessionStore, SystemClock};
 use tandem_postgres::{PostgresEventBus, PostgresStore};
-use tandem_service::{
-    Agents, CreatedApiKey, LocalEventBus, PromptRunner, ServiceConfig, Tandem,
-};
+use tandem_service::{Agents, CreatedApiKey, LocalEventBus, PromptRunner, ServiceConfig, Tandem};
 use tandem_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -358,9 +356,8 @@ const RESERVED_FILES: u64 = 256;
 pub fn raise_open_file_limit() -> Option<u64> {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
-    let Some(current) = limit.current else {
-        return None;
-    };
+    // Unlimited already: nothing to raise.
+    let current = limit.current?;
     match limit.maximum {
         Some(maximum) if maximum > current => {
             let raised = rustix::process::Rlimit {
@@ -404,8 +401,12 @@ fn default_max_connections(open_files: Option<u64>) -> usize {
     let Some(open_files) = open_files else {
         return 1_000_000;
     };
-    usize::try_from(open_files.saturating_sub(RESERVED_FILES).clamp(64, 1_000_000))
-        .unwrap_or(1_000_000)
+    usize::try_from(
+        open_files
+            .saturating_sub(RESERVED_FILES)
+            .clamp(64, 1_000_000),
+    )
+    .unwrap_or(1_000_000)
 }
 
 /// How many sessions one sweep expires at most; the next sweep takes the rest.

@@ -194,7 +194,12 @@ async fn every_rejection_is_a_problem_document_even_the_parser_s_own() {
     let mut thousand_headers = b"GET /healthz HTTP/1.1\r\nhost: x\r\n".to_vec();
     thousand_headers.extend(header_lines(1000));
     thousand_headers.extend_from_slice(b"\r\n");
-    cases.push(("a thousand headers", thousand_headers, 431, "HEADERS_TOO_LARGE"));
+    cases.push((
+        "a thousand headers",
+        thousand_headers,
+        431,
+        "HEADERS_TOO_LARGE",
+    ));
     let mut many_headers = b"GET /healthz HTTP/1.1\r\nhost: x\r\n".to_vec();
     many_headers.extend(header_lines(150));
     many_headers.extend_from_slice(b"\r\n");
@@ -260,7 +265,10 @@ async fn every_rejection_is_a_problem_document_even_the_parser_s_own() {
     )
     .await;
     for ((what, _, status, expected), reply) in cases.iter().zip(replies) {
-        assert!(reply.closed_after.is_some(), "{what}: the connection closes");
+        assert!(
+            reply.closed_after.is_some(),
+            "{what}: the connection closes"
+        );
         let answers = answers(&reply.bytes, &[]);
         let [answer] = answers.as_slice() else {
             panic!("{what}: one answer, got {answers:?}");
@@ -356,7 +364,11 @@ async fn silent_and_half_sent_connections_close_in_time_while_others_are_served(
         )
         .await;
         let event = comment(&mut stream).await;
-        assert!(event.data.contains(&format!("still here {n}")), "{}", event.data);
+        assert!(
+            event.data.contains(&format!("still here {n}")),
+            "{}",
+            event.data
+        );
     }
 
     for task in hostile {

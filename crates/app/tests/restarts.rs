@@ -166,7 +166,12 @@ impl Session {
     }
 
     /// The events once one matches `done`, waiting at most `within`.
-    async fn until(&self, api: &Client, within: Duration, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+    async fn until(
+        &self,
+        api: &Client,
+        within: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + within;
         loop {
             let events = self.events(api).await;
@@ -224,9 +229,7 @@ async fn killed_mid_prompt_then_restarted(database_url: &str) {
     let slow = session.submit(&api, SLOW).await;
     let waiting = session.submit(&api, "after the crash").await;
     session
-        .until(&api, RECOVERY, |event| {
-            is(event, "agent.output", &slow)
-        })
+        .until(&api, RECOVERY, |event| is(event, "agent.output", &slow))
         .await;
     first.kill();
 
@@ -234,7 +237,9 @@ async fn killed_mid_prompt_then_restarted(database_url: &str) {
     let restarted = Instant::now();
     let api = second.api();
     let events = session
-        .until(&api, RECOVERY, |event| is(event, "prompt.started", &waiting))
+        .until(&api, RECOVERY, |event| {
+            is(event, "prompt.started", &waiting)
+        })
         .await;
     let recovered = restarted.elapsed();
     assert!(recovered < RECOVERY, "recovered after {recovered:?}");
@@ -245,7 +250,9 @@ async fn killed_mid_prompt_then_restarted(database_url: &str) {
         position(&events, "prompt.failed", &slow) < position(&events, "prompt.started", &waiting)
     );
     let events = session
-        .until(&api, RECOVERY, |event| is(event, "prompt.completed", &waiting))
+        .until(&api, RECOVERY, |event| {
+            is(event, "prompt.completed", &waiting)
+        })
         .await;
     assert_eq!(count(&events, "prompt.started", &slow), 1, "ran once");
     assert_eq!(count(&events, "prompt.started", &waiting), 1, "ran once");
@@ -335,9 +342,15 @@ async fn a_replica_takes_over_a_dead_one_s_session_at_once_but_never_a_live_one_
         "the cancel is taken or the prompt already ended: {cancel:?}"
     );
     let events = session
-        .until(&api_b, RECOVERY, |event| is(event, "prompt.started", &waiting))
+        .until(&api_b, RECOVERY, |event| {
+            is(event, "prompt.started", &waiting)
+        })
         .await;
-    assert!(died.elapsed() < RECOVERY, "taken over after {:?}", died.elapsed());
+    assert!(
+        died.elapsed() < RECOVERY,
+        "taken over after {:?}",
+        died.elapsed()
+    );
     let failed = &events[position(&events, "prompt.failed", &slow)];
     assert!(
         failed["data"]["error"]
@@ -346,7 +359,9 @@ async fn a_replica_takes_over_a_dead_one_s_session_at_once_but_never_a_live_one_
         "{failed}"
     );
     let events = session
-        .until(&api_b, RECOVERY, |event| is(event, "prompt.completed", &waiting))
+        .until(&api_b, RECOVERY, |event| {
+            is(event, "prompt.completed", &waiting)
+        })
         .await;
     assert_eq!(count(&events, "prompt.started", &slow), 1);
     assert_eq!(count(&events, "prompt.started", &waiting), 1);
@@ -368,7 +383,13 @@ async fn a_graceful_stop_announces_its_last_events_before_closing_the_database(
         .until(&api_a, RECOVERY, |event| is(event, "prompt.started", &slow))
         .await;
     let b = Process::start(&url, None).await;
-    let mut stream = open(&b.base, &format!("{}/events", session.path), Some(&session.host), None).await;
+    let mut stream = open(
+        &b.base,
+        &format!("{}/events", session.path),
+        Some(&session.host),
+        None,
+    )
+    .await;
 
     a.terminate().await;
     // The prompt A failed as it stopped reaches B's subscriber.
@@ -381,7 +402,15 @@ async fn a_graceful_stop_announces_its_last_events_before_closing_the_database(
     }
     let logs = std::fs::read_to_string(&logs).expect("A's logs");
     assert!(logs.contains("tandem stopped"), "{logs}");
-    for broken in ["closed pool", "could not send a NOTIFY", "LISTEN failed", "PoolClosed"] {
-        assert!(!logs.contains(broken), "A logged {broken:?} while stopping:\n{logs}");
+    for broken in [
+        "closed pool",
+        "could not send a NOTIFY",
+        "LISTEN failed",
+        "PoolClosed",
+    ] {
+        assert!(
+            !logs.contains(broken),
+            "A logged {broken:?} while stopping:\n{logs}"
+        );
     }
 }

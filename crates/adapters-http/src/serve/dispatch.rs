@@ -42,7 +42,7 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
         let deadline = Instant::now() + self.body_timeout;
         let exchanges = Arc::clone(&self.exchanges);
         let mut request = request.map(|body| {
-            Body::new(Deadline {
+            Body::new(TimedBody {
                 body,
                 deadline,
                 timer: None,
@@ -67,7 +67,7 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
 
 /// A request body that must arrive whole before its deadline (counted from its
 /// head), so that a client cannot hold a connection by sending it slowly.
-struct Deadline {
+struct TimedBody {
     body: Incoming,
     deadline: Instant,
     /// Started the first time the body is not ready.
@@ -81,7 +81,7 @@ struct Deadline {
 #[error("the request body did not arrive in time")]
 pub(crate) struct BodyTimedOut;
 
-impl http_body::Body for Deadline {
+impl http_body::Body for TimedBody {
     type Data = Bytes;
     type Error = axum::BoxError;
 
@@ -113,8 +113,7 @@ impl http_body::Body for Deadline {
                 if timer.as_mut().poll(cx).is_ready() {
                     this.expired = true;
                     this.exchanges.body_timed_out();
-                    metrics::counter!("tandem_http_timeouts_total", "phase" => "body")
-                        .increment(1);
+                    metrics::counter!("tandem_http_timeouts_total", "phase" => "body").increment(1);
                     return Poll::Ready(Some(Err(Box::new(BodyTimedOut))));
                 }
                 Poll::Pending

@@ -100,27 +100,24 @@ pub async fn serve(
     let mut capped = false;
     tokio::pin!(shutdown);
     loop {
-        let permit = match Arc::clone(&slots).try_acquire_owned() {
-            Ok(permit) => {
-                capped = false;
-                permit
+        let permit = if let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+            capped = false;
+            permit
+        } else {
+            metrics::counter!("tandem_http_connection_limit_reached_total").increment(1);
+            if !capped {
+                capped = true;
+                tracing::warn!(
+                    max_connections = config.max_connections,
+                    "open connections reached the limit; new connections wait until one closes"
+                );
             }
-            Err(_) => {
-                metrics::counter!("tandem_http_connection_limit_reached_total").increment(1);
-                if !capped {
-                    capped = true;
-                    tracing::warn!(
-                        max_connections = config.max_connections,
-                        "open connections reached the limit; new connections wait until one closes"
-                    );
-                }
-                tokio::select! {
-                    permit = Arc::clone(&slots).acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => break,
-                    },
-                    () = &mut shutdown => break,
-                }
+            tokio::select! {
+                permit = Arc::clone(&slots).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
             }
         };
         let (stream, peer) = tokio::select! {
@@ -152,15 +149,16 @@ pub async fn serve(
 /// Waits a moment after a failed accept, so that a process out of file
 /// descriptors does not spin; a connection that failed alone is skipped.
 async fn accept_failed(error: &io::Error) {
-    match error.kind() {
+    let one_connection = matches!(
+        error.kind(),
         io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionRefused
-        | io::ErrorKind::Interrupted => {}
-        _ => {
-            tracing::error!(%error, "cannot accept a connection; retrying in 100 ms");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+    );
+    if !one_connection {
+        tracing::error!(%error, "cannot accept a connection; retrying in 100 ms");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -39,19 +39,32 @@ enum Out {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chunked {
     /// Reading a chunk's size (hex digits so far).
-    Size { size: u64, digits: bool },
+    Size {
+        size: u64,
+        digits: bool,
+    },
     /// Skipping a chunk extension up to the end of the size line.
-    Extension { size: u64 },
+    Extension {
+        size: u64,
+    },
     /// After the size line's CR.
-    SizeLf { size: u64 },
+    SizeLf {
+        size: u64,
+    },
     /// Inside a chunk's data: bytes left.
-    Data { left: u64 },
+    Data {
+        left: u64,
+    },
     /// After a chunk's data: its CR, then its LF.
     DataCr,
     DataLf,
     /// After the last chunk: trailer lines up to an empty one.
-    Trailer { line_empty: bool },
-    TrailerLf { line_empty: bool },
+    Trailer {
+        line_empty: bool,
+    },
+    TrailerLf {
+        line_empty: bool,
+    },
 }
 
 /// The bytes written until hyper's own response begins.
@@ -86,7 +99,9 @@ impl Responses {
                     self.head(bytes, exchanges)
                 }
                 Out::Length(left) => {
-                    let taken = usize::try_from(*left).unwrap_or(usize::MAX).min(bytes.len());
+                    let taken = usize::try_from(*left)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len());
                     *left -= taken as u64;
                     if *left == 0 {
                         self.state = Out::Head(Vec::new());
@@ -94,7 +109,9 @@ impl Responses {
                     taken
                 }
                 Out::Chunked(Chunked::Data { left }) => {
-                    let taken = usize::try_from(*left).unwrap_or(usize::MAX).min(bytes.len());
+                    let taken = usize::try_from(*left)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len());
                     *left -= taken as u64;
                     if *left == 0 {
                         self.state = Out::Chunked(Chunked::DataCr);
@@ -137,17 +154,22 @@ fn step(state: Chunked, byte: u8) -> Out {
     let next = match (state, byte) {
         (Chunked::Size { size, .. }, digit) if digit.is_ascii_hexdigit() => {
             let value = u64::from(char::from(digit).to_digit(16).unwrap_or(0));
-            match size.checked_mul(16).and_then(|size| size.checked_add(value)) {
+            match size
+                .checked_mul(16)
+                .and_then(|size| size.checked_add(value))
+            {
                 Some(size) => Chunked::Size { size, digits: true },
                 None => return Out::Through,
             }
         }
-        (Chunked::Size { size, digits: true }, b';' | b' ' | b'\t') => Chunked::Extension { size },
         (Chunked::Size { size, digits: true } | Chunked::Extension { size }, b'\r') => {
             Chunked::SizeLf { size }
         }
-        (Chunked::Extension { size }, _) => Chunked::Extension { size },
-        (Chunked::SizeLf { size: 0 }, b'\n') => Chunked::Trailer { line_empty: true },
+        (Chunked::Size { size, digits: true }, b';' | b' ' | b'\t')
+        | (Chunked::Extension { size }, _) => Chunked::Extension { size },
+        (Chunked::SizeLf { size: 0 } | Chunked::TrailerLf { line_empty: false }, b'\n') => {
+            Chunked::Trailer { line_empty: true }
+        }
         (Chunked::SizeLf { size }, b'\n') => Chunked::Data { left: size },
         (Chunked::DataCr, b'\r') => Chunked::DataLf,
         (Chunked::DataLf, b'\n') => Chunked::Size {
@@ -157,7 +179,6 @@ fn step(state: Chunked, byte: u8) -> Out {
         (Chunked::Trailer { line_empty }, b'\r') => Chunked::TrailerLf { line_empty },
         (Chunked::Trailer { .. }, _) => Chunked::Trailer { line_empty: false },
         (Chunked::TrailerLf { line_empty: true }, b'\n') => return Out::Head(Vec::new()),
-        (Chunked::TrailerLf { line_empty: false }, b'\n') => Chunked::Trailer { line_empty: true },
         (
             Chunked::Size { .. }
             | Chunked::SizeLf { .. }
@@ -283,10 +304,7 @@ mod tests {
             }
             assert_eq!(rejection, Some(answers), "pieces of {size}");
         }
-        assert_eq!(
-            responses.track(&wire[..answers], &exchanges),
-            Tracked::All
-        );
+        assert_eq!(responses.track(&wire[..answers], &exchanges), Tracked::All);
         assert_eq!(
             responses.track(&wire[answers..], &exchanges),
             Tracked::RejectionAt(0)

@@ -83,7 +83,7 @@ impl<IO> Wire<IO> {
     }
 
     /// Measures the first line of the request head in `bytes`, just read.
-    fn read(&mut self, bytes: &[u8]) {
+    fn measure(&mut self, bytes: &[u8]) {
         let line = &mut self.request_line;
         let generation = self.exchanges.head_generation();
         if generation != line.generation {
@@ -115,7 +115,11 @@ impl<IO> Wire<IO> {
             .unwrap_or(StatusCode::BAD_REQUEST);
         let long_line = self.request_line.length > self.max_uri_bytes + REQUEST_LINE_OVERHEAD;
         let error = rejection(status, long_line);
-        tracing::debug!(status = error.status().as_u16(), code = error.code().as_str(), "rejected a request head");
+        tracing::debug!(
+            status = error.status().as_u16(),
+            code = error.code().as_str(),
+            "rejected a request head"
+        );
         metrics::counter!("tandem_http_rejected_heads_total", "status" => error.status().as_str().to_owned())
             .increment(1);
         render(&error)
@@ -129,7 +133,11 @@ fn rejection(status: StatusCode, long_line: bool) -> ApiError {
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE if long_line => uri_too_long(),
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => headers_too_large(),
         status => ApiError::new(
-            if status.is_client_error() { status } else { StatusCode::BAD_REQUEST },
+            if status.is_client_error() {
+                status
+            } else {
+                StatusCode::BAD_REQUEST
+            },
             ErrorCode::MalformedRequest,
             "the request is not valid HTTP/1.1: its request line, a header, or its framing \
              (Content-Length, Transfer-Encoding) could not be read",
@@ -219,7 +227,9 @@ impl<IO: AsyncWrite + Unpin> Wire<IO> {
         for slice in slices {
             let skipped = skip.min(slice.len());
             skip -= skipped;
-            if let Tracked::RejectionAt(at) = self.responses.track(&slice[skipped..], &self.exchanges) {
+            if let Tracked::RejectionAt(at) =
+                self.responses.track(&slice[skipped..], &self.exchanges)
+            {
                 let passable = before + skipped + at;
                 return (passable > 0).then_some(passable);
             }
@@ -240,7 +250,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Wire<IO> {
         ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
         let read = &buf.filled()[before..];
         if !read.is_empty() {
-            this.read(read);
+            this.measure(read);
         }
         Poll::Ready(Ok(()))
     }
@@ -280,13 +290,19 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Wire<IO> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.rejection.is_some() {
-            let first = bufs.iter().find(|buf| !buf.is_empty()).map_or(&[][..], |buf| &buf[..]);
+            let first = bufs
+                .iter()
+                .find(|buf| !buf.is_empty())
+                .map_or(&[][..], |buf| &buf[..]);
             return this.poll_reject(cx, first);
         }
         let total: usize = bufs.iter().map(|buf| buf.len()).sum();
         let Some(passable) = this.passable(bufs) else {
             this.rejection = Some(Rejection::Reading(Vec::new()));
-            let first = bufs.iter().find(|buf| !buf.is_empty()).map_or(&[][..], |buf| &buf[..]);
+            let first = bufs
+                .iter()
+                .find(|buf| !buf.is_empty())
+                .map_or(&[][..], |buf| &buf[..]);
             return this.poll_reject(cx, first);
         };
         let result = if passable == total {
@@ -352,5 +368,106 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Wire<IO> {
             }
         }
         Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 15\r\n\r\n{\"status\":\"ok\"}";
+    const OWN: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n";
+
+    /// Writes `slices` through `wire` as hyper would: vectored, offering again
+    /// whatever the socket did not take.
+    async fn write_like_hyper<IO: AsyncRead + AsyncWrite + Unpin>(
+        wire: &mut Wire<IO>,
+        slices: &[&[u8]],
+    ) {
+        let mut queue: Vec<Vec<u8>> = slices.iter().map(|slice| slice.to_vec()).collect();
+        while !queue.is_empty() {
+            let bufs: Vec<io::IoSlice<'_>> = queue.iter().map(|b| io::IoSlice::new(b)).collect();
+            let mut n = poll_fn(|cx| Pin::new(&mut *wire).poll_write_vectored(cx, &bufs))
+                .await
+                .expect("write");
+            while n > 0 {
+                let first = &mut queue[0];
+                let taken = n.min(first.len());
+                first.drain(..taken);
+                n -= taken;
+                if first.is_empty() {
+                    queue.remove(0);
+                }
+            }
+        }
+        poll_fn(|cx| Pin::new(&mut *wire).poll_flush(cx))
+            .await
+            .expect("flush");
+    }
+
+    #[tokio::test]
+    async fn hyper_s_own_response_after_an_answer_is_replaced_however_the_socket_takes_bytes() {
+        for capacity in [1, 5, 64, 4096] {
+            let (server, mut client) = tokio::io::duplex(capacity);
+            let exchanges = Arc::new(Exchanges::default());
+            exchanges.dispatched(false, false);
+            let mut wire = Wire::new(server, Arc::clone(&exchanges), 8192);
+            let reader = tokio::spawn(async move {
+                let mut received = Vec::new();
+                client.read_to_end(&mut received).await.expect("read");
+                received
+            });
+            // The answer and hyper's own 431, in one queue as hyper holds them.
+            write_like_hyper(&mut wire, &[&ANSWER[..20], &ANSWER[20..], OWN]).await;
+            poll_fn(|cx| Pin::new(&mut wire).poll_shutdown(cx))
+                .await
+                .expect("shutdown");
+            drop(wire);
+            let received = reader.await.expect("reader");
+            let (answer, replaced) = received.split_at(ANSWER.len());
+            assert_eq!(answer, ANSWER, "capacity {capacity}");
+            let replaced = String::from_utf8_lossy(replaced);
+            assert!(
+                replaced.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+                "capacity {capacity}: {replaced}"
+            );
+            assert!(replaced.contains("content-type: application/problem+json\r\n"));
+            assert!(replaced.contains("connection: close\r\n"));
+            assert!(
+                replaced.ends_with(r#""code":"HEADERS_TOO_LARGE"}"#),
+                "{replaced}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_over_long_request_line_makes_a_431_a_414() {
+        let (server, mut client) = tokio::io::duplex(1 << 20);
+        let exchanges = Arc::new(Exchanges::default());
+        let mut wire = Wire::new(server, exchanges, 1024);
+        client
+            .write_all(format!("GET /{} HTTP/1.1\r\n", "a".repeat(4096)).as_bytes())
+            .await
+            .expect("request");
+        let mut head = [0u8; 8192];
+        let read = wire.read(&mut head).await.expect("read");
+        assert!(read > 0);
+        write_like_hyper(&mut wire, &[OWN]).await;
+        drop(wire);
+        let mut received = Vec::new();
+        client.read_to_end(&mut received).await.expect("read");
+        let received = String::from_utf8_lossy(&received);
+        assert!(
+            received.starts_with("HTTP/1.1 414 URI Too Long\r\n"),
+            "{received}"
+        );
+        assert!(
+            received.ends_with(r#""code":"URI_TOO_LONG"}"#),
+            "{received}"
+        );
     }
 }

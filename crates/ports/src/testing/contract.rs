@@ -2092,7 +2092,12 @@ async fn register<S: SessionStore>(store: &S, holders: &[&str]) {
 /// are checked.
 pub async fn leases_of_holders_not_alive_are_free<S: SessionStore>(store: S) {
     register(&store, &["alive", "also-alive"]).await;
-    for bad in ["", "has space", "é", &"x".repeat(crate::MAX_LEASE_HOLDER_LEN + 1)] {
+    for bad in [
+        "",
+        "has space",
+        "é",
+        &"x".repeat(crate::MAX_LEASE_HOLDER_LEN + 1),
+    ] {
         assert!(
             store.register_lease_holder(bad).await.is_err(),
             "{bad:?} is not a holder's name"
@@ -2111,7 +2116,10 @@ pub async fn leases_of_holders_not_alive_are_free<S: SessionStore>(store: S) {
         "a free lease is taken, whoever asks"
     );
     assert_eq!(
-        store.sessions_awaiting_agent(at(1), 10).await.expect("awaiting"),
+        store
+            .sessions_awaiting_agent(at(1), 10)
+            .await
+            .expect("awaiting"),
         vec![id],
         "a lease held by nobody alive leaves its work to be done"
     );
@@ -2149,10 +2157,8 @@ pub async fn leases_of_holders_not_alive_are_free<S: SessionStore>(store: S) {
 /// Leases held through a store that was closed (its process ended) are free at
 /// once for the store opened after it on the same database: a restarted
 /// server does not wait for its predecessor's leases to expire.
-pub async fn leases_of_a_closed_store_are_free_at_once<S: SessionStore, F, Fut>(
-    store: S,
-    reopen: F,
-) where
+pub async fn leases_of_a_closed_store_are_free_at_once<S: SessionStore, F, Fut>(store: S, reopen: F)
+where
     F: FnOnce(S) -> Fut,
     Fut: std::future::Future<Output = S>,
 {
@@ -2178,7 +2184,10 @@ pub async fn leases_of_a_closed_store_are_free_at_once<S: SessionStore, F, Fut>(
     let store = reopen(store).await;
     register(&store, &["second-life"]).await;
     assert_eq!(
-        store.sessions_awaiting_agent(at(2), 10).await.expect("awaiting"),
+        store
+            .sessions_awaiting_agent(at(2), 10)
+            .await
+            .expect("awaiting"),
         vec![id],
         "the closed store's session awaits an agent"
     );
