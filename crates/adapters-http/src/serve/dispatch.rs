@@ -113,7 +113,7 @@ impl http_body::Body for TimedBody {
                 if timer.as_mut().poll(cx).is_ready() {
                     this.expired = true;
                     this.exchanges.body_timed_out();
-                    metrics::counter!("tandem_http_timeouts_total", "phase" => "body").increment(1);
+                    metrics::counter!(crate::metrics::TIMEOUTS, "phase" => "body").increment(1);
                     return Poll::Ready(Some(Err(Box::new(BodyTimedOut))));
                 }
                 Poll::Pending

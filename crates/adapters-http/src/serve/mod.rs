@@ -104,7 +104,7 @@ pub async fn serve(
             capped = false;
             permit
         } else {
-            metrics::counter!("tandem_http_connection_limit_reached_total").increment(1);
+            metrics::counter!(crate::metrics::CONNECTION_LIMIT_REACHED).increment(1);
             if !capped {
                 capped = true;
                 tracing::warn!(
@@ -208,7 +208,7 @@ async fn connection(
     };
     if let Err(error) = result {
         if error.is_timeout() {
-            metrics::counter!("tandem_http_timeouts_total", "phase" => "header").increment(1);
+            metrics::counter!(crate::metrics::TIMEOUTS, "phase" => "header").increment(1);
             tracing::debug!(%peer, "closed a connection that sent no request head in time");
         } else {
             tracing::debug!(%peer, %error, "a connection ended with an error");
@@ -221,13 +221,13 @@ struct OpenConnection;
 
 impl OpenConnection {
     fn count() -> Self {
-        metrics::gauge!("tandem_http_connections").increment(1.0);
+        metrics::gauge!(crate::metrics::CONNECTIONS_OPEN).increment(1.0);
         Self
     }
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        metrics::gauge!("tandem_http_connections").decrement(1.0);
+        metrics::gauge!(crate::metrics::CONNECTIONS_OPEN).decrement(1.0);
     }
 }

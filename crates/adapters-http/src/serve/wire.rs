@@ -120,7 +120,7 @@ impl<IO> Wire<IO> {
             code = error.code().as_str(),
             "rejected a request head"
         );
-        metrics::counter!("tandem_http_rejected_heads_total", "status" => error.status().as_str().to_owned())
+        metrics::counter!(crate::metrics::REJECTED_HEADS, "status" => error.status().as_str().to_owned())
             .increment(1);
         render(&error)
     }
