@@ -23,8 +23,8 @@ pub const STREAMS_OPEN: &str = "tandem_streams_open";
 pub const CONNECTIONS_OPEN: &str = "tandem_http_connections";
 /// Counter of the times a connection had to wait because the cap was reached.
 pub const CONNECTION_LIMIT_REACHED: &str = "tandem_http_connection_limit_reached_total";
-/// Counter of connections closed (`phase="header"`) and requests refused
-/// (`phase="body"`) for sending too slowly.
+/// Counter of connections closed (`phase="header"`, `"idle"`) and requests
+/// refused (`phase="body"`) for sending too slowly.
 pub const TIMEOUTS: &str = "tandem_http_timeouts_total";
 /// Counter of request heads the HTTP parser refused, by `status`.
 pub const REJECTED_HEADS: &str = "tandem_http_rejected_heads_total";
@@ -57,7 +57,7 @@ pub(crate) fn describe() {
     );
     metrics::describe_counter!(
         TIMEOUTS,
-        "Connections closed (phase=header) and requests refused (phase=body) for sending too slowly."
+        "Connections closed (phase=header, idle) and requests refused (phase=body) for sending too slowly."
     );
     metrics::describe_counter!(
         REJECTED_HEADS,

@@ -63,9 +63,11 @@ pub struct Config {
 /// How connections are served (`[http]` in the file, `TANDEM_HTTP_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Connections {
-    /// How long a connection may take to send a request's head, from its
-    /// opening or from its previous response (so also how long it may idle).
+    /// How long a connection may take to send a request's head: its first
+    /// from its opening, the next ones from their first byte.
     pub header_timeout: Duration,
+    /// How long a kept-alive connection may stay silent between requests.
+    pub keep_alive_timeout: Duration,
     /// How long a request's body may take to arrive after its head.
     pub body_timeout: Duration,
     /// Connections open at once at most; `None` takes what the open-file
@@ -84,6 +86,7 @@ impl Default for Connections {
         let serve = tandem_http::ServeConfig::DEFAULT;
         Self {
             header_timeout: serve.header_timeout,
+            keep_alive_timeout: serve.keep_alive_timeout,
             body_timeout: serve.body_timeout,
             max_connections: None,
             max_uri_bytes: serve.max_uri_bytes,
@@ -98,6 +101,7 @@ impl Connections {
     pub fn serve_config(&self, max_connections: usize) -> tandem_http::ServeConfig {
         tandem_http::ServeConfig {
             header_timeout: self.header_timeout,
+            keep_alive_timeout: self.keep_alive_timeout,
             body_timeout: self.body_timeout,
             max_connections,
             max_uri_bytes: self.max_uri_bytes,
@@ -109,6 +113,7 @@ impl Connections {
     fn validate(&self) -> anyhow::Result<()> {
         let timeouts = [
             ("TANDEM_HTTP_HEADER_TIMEOUT_SECS", self.header_timeout),
+            ("TANDEM_HTTP_KEEP_ALIVE_SECS", self.keep_alive_timeout),
             ("TANDEM_HTTP_BODY_TIMEOUT_SECS", self.body_timeout),
         ];
         for (name, value) in timeouts {
@@ -422,6 +427,7 @@ pub struct FileHttp {
     #[serde(default)]
     pub cors_origins: Vec<String>,
     pub header_timeout_secs: Option<u64>,
+    pub keep_alive_secs: Option<u64>,
     pub body_timeout_secs: Option<u64>,
     pub max_connections: Option<usize>,
     pub max_uri_bytes: Option<usize>,
@@ -434,6 +440,9 @@ impl FileHttp {
     pub fn apply(&self, connections: &mut Connections) {
         if let Some(secs) = self.header_timeout_secs {
             connections.header_timeout = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.keep_alive_secs {
+            connections.keep_alive_timeout = Duration::from_secs(secs);
         }
         if let Some(secs) = self.body_timeout_secs {
             connections.body_timeout = Duration::from_secs(secs);
@@ -561,7 +570,7 @@ mod tests {
     #[test]
     fn connection_settings_come_from_the_file_and_are_checked() {
         let file: FileConfig = toml::from_str(
-            "[http]\nheader_timeout_secs = 3\nbody_timeout_secs = 4\nmax_connections = 500\n\
+            "[http]\nheader_timeout_secs = 3\nkeep_alive_secs = 5\nbody_timeout_secs = 4\nmax_connections = 500\n\
              max_uri_bytes = 2048\nmax_header_bytes = 4096\nmax_headers = 40",
         )
         .expect("parse");
@@ -572,6 +581,7 @@ mod tests {
             config.connections,
             Connections {
                 header_timeout: Duration::from_secs(3),
+                keep_alive_timeout: Duration::from_secs(5),
                 body_timeout: Duration::from_secs(4),
                 max_connections: Some(500),
                 max_uri_bytes: 2048,
@@ -587,6 +597,10 @@ mod tests {
             (
                 |c| c.body_timeout = Duration::ZERO,
                 "TANDEM_HTTP_BODY_TIMEOUT_SECS",
+            ),
+            (
+                |c| c.keep_alive_timeout = Duration::ZERO,
+                "TANDEM_HTTP_KEEP_ALIVE_SECS",
             ),
             (
                 |c| c.max_connections = Some(0),

@@ -112,11 +112,15 @@ struct Settings {
         global = true
     )]
     agent_lease_secs: u64,
-    /// Seconds a connection may take to send a request's head, counted from its
-    /// opening or its previous response; slower or idle connections are closed
-    /// [default: 10].
+    /// Seconds a connection may take to send a request's head: its first from
+    /// its opening, the next ones from their first byte; slower connections are
+    /// closed [default: 10].
     #[arg(long, env = "TANDEM_HTTP_HEADER_TIMEOUT_SECS", global = true)]
     http_header_timeout_secs: Option<u64>,
+    /// Seconds a kept-alive connection may stay silent between requests; keep it
+    /// above the idle timeout of a load balancer in front [default: 75].
+    #[arg(long, env = "TANDEM_HTTP_KEEP_ALIVE_SECS", global = true)]
+    http_keep_alive_secs: Option<u64>,
     /// Seconds a request's body may take to arrive after its head (then 408)
     /// [default: 30].
     #[arg(long, env = "TANDEM_HTTP_BODY_TIMEOUT_SECS", global = true)]
@@ -191,6 +195,9 @@ impl Settings {
         let connections = &mut config.connections;
         if let Some(secs) = self.http_header_timeout_secs {
             connections.header_timeout = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.http_keep_alive_secs {
+            connections.keep_alive_timeout = Duration::from_secs(secs);
         }
         if let Some(secs) = self.http_body_timeout_secs {
             connections.body_timeout = Duration::from_secs(secs);

@@ -325,6 +325,7 @@ async fn comment(stream: &mut support::Events) -> eventsource_stream::Event {
 /// Deadlines short enough for a test.
 fn quick(config: &mut tandem::Config) {
     config.connections.header_timeout = Duration::from_secs(1);
+    config.connections.keep_alive_timeout = Duration::from_secs(2);
     config.connections.body_timeout = Duration::from_secs(1);
 }
 
@@ -391,19 +392,45 @@ async fn silent_and_half_sent_connections_close_in_time_while_others_are_served(
         }
     }
 
-    // A kept-alive connection that goes quiet is closed like a silent one.
-    let started = Instant::now();
-    let mut idle = TcpStream::connect(addr).await.expect("connect");
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .expect("write");
-    let reply = read_to_close(&mut idle, started, Duration::from_secs(10)).await;
-    let closed = reply.closed_after.expect("an idle connection is closed");
-    assert!(
-        closed >= Duration::from_millis(900) && closed < Duration::from_secs(4),
-        "{closed:?}"
-    );
-    assert_eq!(answers(&reply.bytes, &[])[0].status, 200);
+    // A kept-alive connection may go quiet for the keep-alive time, then it
+    // is closed; a next request that begins must be whole within the header
+    // time of its first byte.
+    let quiet = async {
+        let mut idle = TcpStream::connect(addr).await.expect("connect");
+        idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let reply = read_to_close(&mut idle, Instant::now(), Duration::from_secs(10)).await;
+        let closed = reply.closed_after.expect("an idle connection is closed");
+        assert!(
+            closed >= Duration::from_millis(1900) && closed < Duration::from_secs(5),
+            "closed after {closed:?}; the keep-alive time is 2 s"
+        );
+        assert_eq!(answers(&reply.bytes, &[])[0].status, 200);
+    };
+    let half_next = async {
+        let mut half = TcpStream::connect(addr).await.expect("connect");
+        half.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("write");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let began = Instant::now();
+        half.write_all(b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .expect("write");
+        let reply = read_to_close(&mut half, began, Duration::from_secs(10)).await;
+        let closed = reply.closed_after.expect("a half-sent head is closed");
+        assert!(
+            closed >= Duration::from_millis(900) && closed < Duration::from_secs(3),
+            "closed {closed:?} after the head began; the header time is 1 s"
+        );
+        assert_eq!(
+            answers(&reply.bytes, &[]).len(),
+            1,
+            "the first request was answered"
+        );
+    };
+    tokio::join!(quiet, half_next);
 
     // A body that trickles in within its deadline is read.
     let body = json!({ "title": "trickled" }).to_string();

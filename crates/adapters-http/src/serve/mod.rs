@@ -3,9 +3,11 @@
 //! descriptor) without sending a request, and every error it can see is a
 //! problem document.
 //!
-//! - A request head must arrive whole within `header_timeout` of the connection
-//!   opening or of the previous response's end: silent, half-sent and idle
-//!   kept-alive connections are closed then (hyper's header timer).
+//! - A new connection must send its first request head within `header_timeout`;
+//!   after a response, a kept-alive connection may stay silent for
+//!   `keep_alive_timeout`, and its next head must arrive within `header_timeout`
+//!   of its first byte. Silent, half-sent and idle connections are closed then,
+//!   without an answer.
 //! - A request body must arrive whole within `body_timeout` of its head; if
 //!   not, the request gets a 408 problem and the connection closes.
 //! - A response is never cut short: an event stream stays open as long as its
@@ -24,27 +26,31 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub(crate) use dispatch::is_body_timeout;
 pub(crate) use wire::{headers_too_large, uri_too_long};
 
 use self::dispatch::Dispatch;
-use self::exchange::Exchanges;
+use self::exchange::{Exchanges, Wait};
 use self::wire::Wire;
 
 /// How the server treats connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServeConfig {
     /// How long a connection may take to send a request's head, counted from
-    /// its opening or from the end of its previous response.
+    /// its opening (its first request) or from the head's first byte.
     pub header_timeout: Duration,
+    /// How long a kept-alive connection may stay silent after a response.
+    pub keep_alive_timeout: Duration,
     /// How long a request's body may take to arrive, counted from its head.
     pub body_timeout: Duration,
     /// Connections open at once at most.
@@ -58,10 +64,13 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
-    /// The defaults: 10 s for a head, 30 s for a body, 10,000 connections,
-    /// 8 KiB of URI, 16 KiB and 100 lines of headers.
+    /// The defaults: 10 s for a head, 75 s of silence between requests (more
+    /// than load balancers keep idle connections to a backend, so that they
+    /// never send a request on one the server is closing), 30 s for a body,
+    /// 10,000 connections, 8 KiB of URI, 16 KiB and 100 lines of headers.
     pub const DEFAULT: Self = Self {
         header_timeout: Duration::from_secs(10),
+        keep_alive_timeout: Duration::from_secs(75),
         body_timeout: Duration::from_secs(30),
         max_connections: 10_000,
         max_uri_bytes: 8 * 1024,
@@ -95,7 +104,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(config.max_connections));
-    let (stop, stopping) = watch::channel(false);
+    let stopping = CancellationToken::new();
     let connections = TaskTracker::new();
     let mut capped = false;
     tokio::pin!(shutdown);
@@ -140,7 +149,7 @@ pub async fn serve(
         ));
     }
     drop(listener);
-    let _ = stop.send(true);
+    stopping.cancel();
     connections.close();
     connections.wait().await;
     Ok(())
@@ -169,7 +178,7 @@ async fn connection(
     peer: SocketAddr,
     router: Router,
     config: ServeConfig,
-    mut stopping: watch::Receiver<bool>,
+    stopping: CancellationToken,
     _slot: OwnedSemaphorePermit,
 ) {
     // Event frames are small and must go out as they are written, not wait
@@ -183,37 +192,65 @@ async fn connection(
     let dispatch = Dispatch {
         router,
         peer,
-        exchanges,
+        exchanges: Arc::clone(&exchanges),
         body_timeout: config.body_timeout,
     };
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout)
+        // A backstop: hyper counts from the end of the previous response,
+        // the deadlines below from the request's first byte.
+        .header_read_timeout(config.header_timeout + config.keep_alive_timeout)
         .max_buf_size(config.head_bytes())
         .max_header_size(config.head_bytes())
         .max_headers(config.max_headers)
         .serve_connection(TokioIo::new(wire), dispatch);
     tokio::pin!(served);
+    let stop = stopping.cancelled_owned();
+    tokio::pin!(stop);
     let mut asked_to_close = false;
-    let result = loop {
-        tokio::select! {
-            result = served.as_mut() => break result,
-            changed = stopping.wait_for(|stop| *stop), if !asked_to_close => {
-                asked_to_close = true;
-                if changed.is_ok() {
-                    served.as_mut().graceful_shutdown();
-                }
+    let too_slow = tokio::time::sleep(config.header_timeout);
+    tokio::pin!(too_slow);
+    // Polls the connection, then checks its deadline afresh: only polling it
+    // (reading, dispatching, writing) changes what it waits for.
+    let outcome = std::future::poll_fn(|cx| {
+        if let Poll::Ready(result) = served.as_mut().poll(cx) {
+            return Poll::Ready(Ok(result));
+        }
+        if !asked_to_close && stop.as_mut().poll(cx).is_ready() {
+            asked_to_close = true;
+            served.as_mut().graceful_shutdown();
+            // It may be done at once (an idle connection).
+            cx.waker().wake_by_ref();
+        }
+        if let Some((deadline, wait)) =
+            exchanges.deadline(config.header_timeout, config.keep_alive_timeout)
+        {
+            if too_slow.deadline() != deadline {
+                too_slow.as_mut().reset(deadline);
+            }
+            if too_slow.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(wait));
             }
         }
-    };
-    if let Err(error) = result {
-        if error.is_timeout() {
-            metrics::counter!(crate::metrics::TIMEOUTS, "phase" => "header").increment(1);
-            tracing::debug!(%peer, "closed a connection that sent no request head in time");
-        } else {
-            tracing::debug!(%peer, %error, "a connection ended with an error");
-        }
+        Poll::Pending
+    })
+    .await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) if error.is_timeout() => slow(peer, Wait::Head),
+        Ok(Err(error)) => tracing::debug!(%peer, %error, "a connection ended with an error"),
+        Err(wait) => slow(peer, wait),
     }
+}
+
+/// Counts and logs a connection closed because it sent nothing in time.
+fn slow(peer: SocketAddr, wait: Wait) {
+    let phase = match wait {
+        Wait::Head => "header",
+        Wait::Idle => "idle",
+    };
+    metrics::counter!(crate::metrics::TIMEOUTS, "phase" => phase).increment(1);
+    tracing::debug!(%peer, phase, "closed a connection that sent no request in time");
 }
 
 /// Counts an open connection in the `tandem_http_connections` gauge while it lives.

@@ -105,6 +105,7 @@ impl Responses {
                     *left -= taken as u64;
                     if *left == 0 {
                         self.state = Out::Head(Vec::new());
+                        exchanges.finished();
                     }
                     taken
                 }
@@ -120,6 +121,9 @@ impl Responses {
                 }
                 Out::Chunked(chunked) => {
                     self.state = step(*chunked, first);
+                    if self.state == Out::Head(Vec::new()) {
+                        exchanges.finished();
+                    }
                     1
                 }
             };
@@ -218,6 +222,7 @@ fn body_of(head: &[u8], exchanges: &Exchanges) -> Out {
         return Out::Through;
     }
     if head_request || status == 204 || status == 304 {
+        exchanges.finished();
         return Out::Head(Vec::new());
     }
     let mut length = None;
@@ -241,7 +246,10 @@ fn body_of(head: &[u8], exchanges: &Exchanges) -> Out {
             size: 0,
             digits: false,
         }),
-        (false, Some(0)) => Out::Head(Vec::new()),
+        (false, Some(0)) => {
+            exchanges.finished();
+            Out::Head(Vec::new())
+        }
         (false, Some(length)) => Out::Length(length),
         (false, None) => Out::Through,
     }

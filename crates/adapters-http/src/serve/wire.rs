@@ -250,6 +250,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Wire<IO> {
         ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
         let read = &buf.filled()[before..];
         if !read.is_empty() {
+            this.exchanges.received();
             this.measure(read);
         }
         Poll::Ready(Ok(()))
