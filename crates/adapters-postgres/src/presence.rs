@@ -117,23 +117,22 @@ async fn check(
     holder: &str,
     connection: Option<PgConnection>,
 ) -> Option<PgConnection> {
-    match connection {
-        Some(mut open) => match sqlx::query("SELECT 1").execute(&mut open).await {
-            Ok(_) => Some(open),
+    if let Some(mut open) = connection {
+        match sqlx::query("SELECT 1").execute(&mut open).await {
+            Ok(_) => return Some(open),
             Err(error) => {
                 tracing::warn!(%holder, %error, "the lease holder's connection was lost; reconnecting");
-                None
             }
-        },
-        None => match PgConnection::connect_with(options).await {
-            Ok(open) => {
-                tracing::info!(%holder, "the lease holder's connection is back");
-                Some(open)
-            }
-            Err(error) => {
-                tracing::warn!(%holder, %error, "cannot reconnect the lease holder's connection; retrying");
-                None
-            }
-        },
+        }
+    }
+    match PgConnection::connect_with(options).await {
+        Ok(open) => {
+            tracing::info!(%holder, "the lease holder's connection is back");
+            Some(open)
+        }
+        Err(error) => {
+            tracing::warn!(%holder, %error, "cannot reconnect the lease holder's connection; retrying");
+            None
+        }
     }
 }
