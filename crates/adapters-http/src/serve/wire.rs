@@ -95,7 +95,7 @@ impl<IO> Wire<IO> {
         if line.ended {
             return;
         }
-        match memchr_newline(bytes) {
+        match newline(bytes) {
             Some(at) => {
                 line.length += at;
                 line.ended = true;
@@ -181,7 +181,7 @@ fn render(error: &ApiError) -> Vec<u8> {
     response
 }
 
-fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+fn newline(bytes: &[u8]) -> Option<usize> {
     bytes.iter().position(|&byte| byte == b'\n')
 }
 
