@@ -105,6 +105,10 @@ error_codes! {
     NotAcceptable => "NOT_ACCEPTABLE", "Not acceptable";
     NotFound => "NOT_FOUND", "Not found";
     MethodNotAllowed => "METHOD_NOT_ALLOWED", "Method not allowed";
+    MalformedRequest => "MALFORMED_REQUEST", "Malformed HTTP request";
+    UriTooLong => "URI_TOO_LONG", "URI too long";
+    HeadersTooLarge => "HEADERS_TOO_LARGE", "Request headers too large";
+    RequestTimeout => "REQUEST_TIMEOUT", "Request not received in time";
     // Server.
     Internal => "INTERNAL", "Internal error";
     NotReady => "NOT_READY", "Not ready";

@@ -34,6 +34,12 @@ where
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     payload_too_large()
+                } else if crate::serve::is_body_timeout(&rejection) {
+                    ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        ErrorCode::RequestTimeout,
+                        "the request body did not arrive in time; send it at once after its headers",
+                    )
                 } else {
                     ApiError::new(
                         StatusCode::BAD_REQUEST,

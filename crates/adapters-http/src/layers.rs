@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
-use axum::middleware;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -20,12 +20,19 @@ use tracing::{Level, Span};
 
 use crate::error::{ApiError, ErrorCode, PROBLEM_JSON};
 use crate::extract::payload_too_large;
+use crate::serve::ServeConfig;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Wraps the routes in every layer, outermost first: sensitive headers, request
-/// id, trace, request id propagation, CORS, problem net, panics, body limit.
-pub(crate) fn apply(router: Router, cors_origins: &[String], limit: usize) -> Router {
+/// id, trace, request id propagation, head limits, CORS, problem net, panics,
+/// body limit.
+pub(crate) fn apply(
+    router: Router,
+    cors_origins: &[String],
+    limit: usize,
+    head: ServeConfig,
+) -> Router {
     // Innermost first: each `Router::layer` wraps everything before it.
     let router = router
         .layer(DefaultBodyLimit::max(limit))
@@ -39,6 +46,9 @@ pub(crate) fn apply(router: Router, cors_origins: &[String], limit: usize) -> Ro
         None => router,
     };
     router
+        .layer(middleware::from_fn(
+            move |request: Request<Body>, next: Next| head_limits(head, request, next),
+        ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http()
@@ -66,6 +76,47 @@ fn request_span(request: &Request<Body>) -> Span {
         request_id = %request_id,
         caller = tracing::field::Empty,
     )
+}
+
+/// Refuses a request whose target or header lines are over the limits with a
+/// problem that says by how much. (Heads too large for hyper's buffer never get
+/// here: the server's wire answers them with the same codes.)
+async fn head_limits(limits: ServeConfig, request: Request<Body>, next: Next) -> Response {
+    let uri = request.uri().path_and_query().map_or_else(
+        || request.uri().to_string().len(),
+        |target| target.as_str().len(),
+    );
+    if uri > limits.max_uri_bytes {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            ErrorCode::UriTooLong,
+            format!(
+                "the request's URI is {uri} bytes long; this server accepts at most {}",
+                limits.max_uri_bytes
+            ),
+        )
+        .into_response();
+    }
+    let headers = request.headers();
+    // As sent: `name: value` and CRLF.
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if bytes > limits.max_header_bytes || headers.len() > limits.max_headers {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorCode::HeadersTooLarge,
+            format!(
+                "the request has {} header lines of {bytes} bytes; this server accepts at most {} lines of {} bytes",
+                headers.len(),
+                limits.max_headers,
+                limits.max_header_bytes
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// CORS for the configured origins (`*` for any); `None` when none are.
@@ -120,6 +171,13 @@ async fn problem_net(response: Response) -> Response {
             "this resource does not support this method",
         ),
         StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
+        StatusCode::URI_TOO_LONG => crate::serve::uri_too_long(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => crate::serve::headers_too_large(),
+        StatusCode::REQUEST_TIMEOUT => ApiError::new(
+            status,
+            ErrorCode::RequestTimeout,
+            "the request was not received in time",
+        ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
             status,
             ErrorCode::UnsupportedMediaType,
@@ -184,7 +242,7 @@ mod tests {
         let router = Router::new()
             .route("/boom", get(boom))
             .route("/teapot", get(plain_teapot));
-        let response = apply(router, &[], DEFAULT_BODY_LIMIT_BYTES)
+        let response = apply(router, &[], DEFAULT_BODY_LIMIT_BYTES, ServeConfig::DEFAULT)
             .oneshot(Request::get(path).body(Body::empty()).unwrap())
             .await
             .unwrap();

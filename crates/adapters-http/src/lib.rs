@@ -13,6 +13,7 @@ mod limit;
 pub mod metrics;
 mod openapi;
 mod routes;
+mod serve;
 mod state;
 mod stream;
 
@@ -27,6 +28,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::{ApiError, ErrorCode, FieldError, PROBLEM_JSON, Problem};
 pub use limit::RateLimit;
+pub use serve::{ServeConfig, serve};
 
 use crate::state::AppState;
 
@@ -57,6 +59,9 @@ pub struct HttpConfig {
     /// connections (and so writes the event streams); `None` handles them where
     /// they arrive.
     pub handlers: Option<tokio::runtime::Handle>,
+    /// How connections are served ([`serve`]); the router refuses request heads
+    /// over its URI and header limits.
+    pub connections: ServeConfig,
 }
 
 impl Default for HttpConfig {
@@ -69,6 +74,7 @@ impl Default for HttpConfig {
             metrics: None,
             keep_alive: stream::KEEP_ALIVE,
             handlers: None,
+            connections: ServeConfig::DEFAULT,
         }
     }
 }
@@ -102,6 +108,7 @@ pub fn router_with_closer(tandem: Tandem, config: HttpConfig) -> (Router, Stream
         metrics,
         keep_alive,
         handlers,
+        connections,
     } = config;
     let (api, document) = openapi::api_router().split_for_parts();
     let mut app = api.merge(SwaggerUi::new("/docs").url("/openapi.json", document));
@@ -122,7 +129,7 @@ pub fn router_with_closer(tandem: Tandem, config: HttpConfig) -> (Router, Stream
             shutdown,
             keep_alive,
         ));
-    let mut app = layers::apply(app, &cors_origins, body_limit_bytes);
+    let mut app = layers::apply(app, &cors_origins, body_limit_bytes, connections);
     if metrics.is_some() {
         metrics::describe();
         // Outermost, so that it sees the status the client gets.

@@ -19,6 +19,15 @@ pub const HTTP_REQUESTS: &str = "tandem_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "tandem_http_request_duration_seconds";
 /// Gauge of the event streams (`text/event-stream`) open on this server.
 pub const STREAMS_OPEN: &str = "tandem_streams_open";
+/// Gauge of the connections open on this server.
+pub const CONNECTIONS_OPEN: &str = "tandem_http_connections";
+/// Counter of the times a connection had to wait because the cap was reached.
+pub const CONNECTION_LIMIT_REACHED: &str = "tandem_http_connection_limit_reached_total";
+/// Counter of connections closed (`phase="header"`, `"idle"`) and requests
+/// refused (`phase="body"`) for sending too slowly.
+pub const TIMEOUTS: &str = "tandem_http_timeouts_total";
+/// Counter of request heads the HTTP parser refused, by `status`.
+pub const REJECTED_HEADS: &str = "tandem_http_rejected_heads_total";
 
 /// Buckets of [`HTTP_REQUEST_DURATION`], in seconds: from a cached read to a
 /// slow write on a busy database.
@@ -41,6 +50,19 @@ pub(crate) fn describe() {
         "Time to answer an HTTP request (to its headers), by method and route template."
     );
     metrics::describe_gauge!(STREAMS_OPEN, "Event streams open on this server.");
+    metrics::describe_gauge!(CONNECTIONS_OPEN, "HTTP connections open on this server.");
+    metrics::describe_counter!(
+        CONNECTION_LIMIT_REACHED,
+        "Times a new connection waited because the connection cap was reached."
+    );
+    metrics::describe_counter!(
+        TIMEOUTS,
+        "Connections closed (phase=header, idle) and requests refused (phase=body) for sending too slowly."
+    );
+    metrics::describe_counter!(
+        REJECTED_HEADS,
+        "Request heads the HTTP parser refused, answered with a problem document, by status."
+    );
 }
 
 /// Middleware that counts and times every request. It must wrap the routes

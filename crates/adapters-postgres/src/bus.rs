@@ -7,17 +7,22 @@
 //! notification only delays: every second the sessions that have subscribers here
 //! are polled for a higher `last_seq`, and a reconnected listener catches up the
 //! same way.
+//!
+//! At a graceful shutdown, [`EventBus::close`] sends what is still queued before
+//! the pool closes, and stops listening and polling first, so that the last
+//! writes (prompts recorded as ended at shutdown) reach the other replicas.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tandem_domain::{Seq, SessionId};
 use tandem_ports::{EventBus, StoreError};
 use tandem_service::LocalEventBus;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -29,13 +34,26 @@ const BATCH_WINDOW: Duration = Duration::from_millis(5);
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// NOTIFY payloads must stay under 8000 bytes; each entry is at most 58 bytes.
 const MAX_ENTRIES_PER_NOTIFY: usize = 120;
+/// How long closing waits for the queued NOTIFYs to be sent (a database that
+/// does not answer must not hold a shutdown forever).
+const CLOSE_WITHIN: Duration = Duration::from_secs(5);
+
+/// What the notifier is asked to do, in order.
+#[derive(Debug)]
+enum Outgoing {
+    /// Tell the other replicas that a session's log grew to `seq`.
+    WakeUp(SessionId, Seq),
+    /// Send everything queued before this at once, answer, and stop.
+    Close(oneshot::Sender<()>),
+}
 
 /// An `EventBus` shared by every replica on one Postgres database.
 #[derive(Debug)]
 pub struct PostgresEventBus {
     local: Arc<LocalEventBus>,
-    outbox: mpsc::UnboundedSender<(SessionId, Seq)>,
-    tasks: Vec<JoinHandle<()>>,
+    outbox: mpsc::UnboundedSender<Outgoing>,
+    /// The notifier, listener and poller; taken by `close`.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl PostgresEventBus {
@@ -59,65 +77,115 @@ impl PostgresEventBus {
         Ok(Self {
             local,
             outbox,
-            tasks,
+            tasks: Mutex::new(tasks),
         })
+    }
+
+    fn take_tasks(&self) -> Vec<JoinHandle<()>> {
+        std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 
 impl Drop for PostgresEventBus {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for task in self.take_tasks() {
             task.abort();
         }
     }
 }
 
+#[async_trait]
 impl EventBus for PostgresEventBus {
     fn publish(&self, session: SessionId, seq: Seq) {
         self.local.publish(session, seq);
-        // The notifier only stops when the bus is dropped.
-        let _ = self.outbox.send((session, seq));
+        // The notifier stops only when the bus is closed or dropped; after
+        // that, wake-ups are local.
+        let _ = self.outbox.send(Outgoing::WakeUp(session, seq));
     }
 
     fn subscribe(&self, session: SessionId) -> watch::Receiver<Seq> {
         self.local.subscribe(session)
     }
+
+    async fn close(&self) {
+        let (sent, all_sent) = oneshot::channel();
+        if self.outbox.send(Outgoing::Close(sent)).is_ok()
+            && tokio::time::timeout(CLOSE_WITHIN, all_sent).await.is_err()
+        {
+            tracing::warn!(
+                seconds = CLOSE_WITHIN.as_secs(),
+                "the last NOTIFYs were not sent in time; other replicas will catch up by polling"
+            );
+        }
+        // Stop listening and polling before the pool closes (the listener's
+        // connection goes back to it), so that neither fails on a closed pool.
+        for task in self.take_tasks() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
 }
 
 /// Sends queued wake-ups as batched NOTIFYs: one per few milliseconds, carrying
 /// the highest `seq` of each session as `uuid:seq` entries separated by spaces.
-async fn notify_loop(pool: PgPool, mut inbox: mpsc::UnboundedReceiver<(SessionId, Seq)>) {
-    while let Some((session, seq)) = inbox.recv().await {
-        let mut batch = HashMap::from([(session, seq)]);
-        let deadline = tokio::time::sleep(BATCH_WINDOW);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                () = &mut deadline => break,
-                next = inbox.recv() => match next {
-                    Some((session, seq)) => {
-                        let highest = batch.entry(session).or_insert(seq);
-                        *highest = (*highest).max(seq);
+/// Asked to close, it sends what it holds at once and stops.
+async fn notify_loop(pool: PgPool, mut inbox: mpsc::UnboundedReceiver<Outgoing>) {
+    while let Some(first) = inbox.recv().await {
+        let mut batch = HashMap::new();
+        let mut closed = None;
+        match first {
+            Outgoing::WakeUp(session, seq) => {
+                batch.insert(session, seq);
+                let deadline = tokio::time::sleep(BATCH_WINDOW);
+                tokio::pin!(deadline);
+                loop {
+                    tokio::select! {
+                        () = &mut deadline => break,
+                        next = inbox.recv() => match next {
+                            Some(Outgoing::WakeUp(session, seq)) => {
+                                let highest = batch.entry(session).or_insert(seq);
+                                *highest = (*highest).max(seq);
+                            }
+                            Some(Outgoing::Close(done)) => {
+                                closed = Some(done);
+                                break;
+                            }
+                            None => break,
+                        },
                     }
-                    None => break,
-                },
+                }
             }
+            Outgoing::Close(done) => closed = Some(done),
         }
-        let entries: Vec<String> = batch
-            .iter()
-            .map(|(session, seq)| format!("{session}:{seq}"))
-            .collect();
-        for chunk in entries.chunks(MAX_ENTRIES_PER_NOTIFY) {
-            let payload = chunk.join(" ");
-            if let Err(error) = sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANNEL)
-                .bind(&payload)
-                .execute(&pool)
-                .await
-            {
-                // Subscribers elsewhere catch up by polling; nothing is lost.
-                tracing::warn!(%error, "could not send a NOTIFY; other replicas will catch up by polling");
-            }
+        notify(&pool, &batch).await;
+        if let Some(done) = closed {
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+/// Sends one batch of wake-ups, in as few NOTIFYs as fit.
+async fn notify(pool: &PgPool, batch: &HashMap<SessionId, Seq>) {
+    let entries: Vec<String> = batch
+        .iter()
+        .map(|(session, seq)| format!("{session}:{seq}"))
+        .collect();
+    for chunk in entries.chunks(MAX_ENTRIES_PER_NOTIFY) {
+        let payload = chunk.join(" ");
+        if let Err(error) = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(&payload)
+            .execute(pool)
+            .await
+        {
+            // Subscribers elsewhere catch up by polling; nothing is lost.
+            tracing::warn!(%error, "could not send a NOTIFY; other replicas will catch up by polling");
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod agent_state;
 mod bus;
+mod presence;
 mod rows;
 mod single;
 mod webhooks;
@@ -29,6 +30,7 @@ use tandem_ports::{
     StreamTicket, TicketHolder, TokenHash,
 };
 
+use crate::presence::{Presence, holder_alive};
 use crate::rows::{
     ApiKeyRow, CommentRow, EventRow, InviteRow, ParticipantRow, PermissionRequestRow, PromptRow,
     SessionRow, scopes_text,
@@ -41,6 +43,8 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The connections that keep this process's lease holders alive.
+    presence: Presence,
 }
 
 /// Maps sqlx errors onto the port's: a unique violation is a duplicate, a missing
@@ -102,12 +106,15 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(StoreError::backend)?;
-        Ok(Self { pool })
+        Ok(Self::from_pool(pool))
     }
 
     /// Wraps an existing pool (tests get one per database from `#[sqlx::test]`).
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            presence: Presence::default(),
+        }
     }
 
     /// The pool, for the event bus that shares it.
@@ -599,6 +606,10 @@ impl SessionStore for PostgresStore {
         Ok(result.rows_affected())
     }
 
+    async fn register_lease_holder(&self, holder: &str) -> Result<(), StoreError> {
+        self.presence.register(&self.pool, holder).await
+    }
+
     async fn acquire_agent_lease(
         &self,
         session_id: SessionId,
@@ -606,20 +617,23 @@ impl SessionStore for PostgresStore {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let held: Option<(String,)> = sqlx::query_as(
+        let sql = format!(
             "INSERT INTO agent_leases (session_id, holder, expires_at) VALUES ($1, $2, $4)
              ON CONFLICT (session_id) DO UPDATE
                 SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
               WHERE agent_leases.holder = EXCLUDED.holder OR agent_leases.expires_at <= $3
+                 OR NOT {}
           RETURNING holder",
-        )
-        .bind(session_id.as_uuid())
-        .bind(holder)
-        .bind(now)
-        .bind(until)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
+            holder_alive("agent_leases.holder")
+        );
+        let held: Option<(String,)> = sqlx::query_as(&sql)
+            .bind(session_id.as_uuid())
+            .bind(holder)
+            .bind(now)
+            .bind(until)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(held.is_some())
     }
 
@@ -642,19 +656,21 @@ impl SessionStore for PostgresStore {
         now: DateTime<Utc>,
         max: u32,
     ) -> Result<Vec<SessionId>, StoreError> {
-        let rows: Vec<(uuid::Uuid,)> = sqlx::query_as(
+        let sql = format!(
             "SELECT DISTINCT p.session_id FROM prompts p
                JOIN sessions s ON s.id = p.session_id AND s.status = 'active'
                LEFT JOIN agent_leases l ON l.session_id = p.session_id
               WHERE p.status IN ('queued', 'running')
-                AND (l.session_id IS NULL OR l.expires_at <= $1)
+                AND (l.session_id IS NULL OR l.expires_at <= $1 OR NOT {})
               LIMIT $2",
-        )
-        .bind(now)
-        .bind(limit(max))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+            holder_alive("l.holder")
+        );
+        let rows: Vec<(uuid::Uuid,)> = sqlx::query_as(&sql)
+            .bind(now)
+            .bind(limit(max))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(rows
             .into_iter()
             .map(|(id,)| SessionId::from_uuid(id))
@@ -685,7 +701,10 @@ impl SessionStore for PostgresStore {
     }
 
     async fn close(&self) {
+        // The holders' leases were released by now; closing their connections
+        // last frees any that were not.
         self.pool.close().await;
+        self.presence.close().await;
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

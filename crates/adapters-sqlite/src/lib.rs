@@ -9,13 +9,14 @@
 
 mod agent_state;
 mod group;
+mod holders;
 mod rows;
 mod single;
 mod time;
 mod webhooks;
 mod write;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -37,6 +38,7 @@ use tandem_ports::{
 };
 
 use crate::group::GroupWriter;
+use crate::holders::Holders;
 use crate::rows::{
     ApiKeyRow, CommentRow, EventRow, InviteRow, ParticipantRow, PermissionRequestRow, PromptRow,
     SessionRow, scopes_text,
@@ -56,6 +58,10 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     group: GroupWriter,
+    /// The database file (`None` in memory), whose lock names the one process
+    /// that runs prompts on it.
+    file: Option<PathBuf>,
+    holders: Holders,
 }
 
 /// Maps sqlx errors onto the port's: a unique violation is a duplicate, a missing
@@ -108,6 +114,16 @@ fn convert<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> Result<Vec<T>,
     rows.into_iter().map(T::try_from).collect()
 }
 
+/// The file `options` open, or `None` for a database in memory (sqlx names
+/// those with a `file:` URI).
+fn database_file(options: &SqliteConnectOptions) -> Option<PathBuf> {
+    let name = options.get_filename();
+    let in_memory = name.as_os_str().is_empty()
+        || name == Path::new(":memory:")
+        || name.to_str().is_some_and(|name| name.starts_with("file:"));
+    (!in_memory).then(|| name.to_owned())
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url`, e.g. `sqlite://tandem.db`,
     /// and brings its schema up to date.
@@ -122,6 +138,7 @@ impl SqliteStore {
     }
 
     async fn open_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let file = database_file(&options);
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -144,13 +161,23 @@ impl SqliteStore {
             writer,
             reader,
             group,
+            file,
+            holders: Holders::default(),
         })
     }
 
-    /// Closes both pools, waiting for connections in use to be returned.
+    /// Closes both pools, waiting for connections in use to be returned, and
+    /// gives up the database's lock (see `register_lease_holder`).
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+        self.holders.clear();
+    }
+
+    /// The file that is locked while this store's process runs prompts on the
+    /// database; `None` for a database in memory.
+    pub fn lock_file(&self) -> Option<PathBuf> {
+        self.file.as_deref().map(holders::lock_path)
     }
 
     async fn one<R, T>(&self, sql: &str, id: uuid::Uuid) -> Result<T, StoreError>
@@ -624,6 +651,10 @@ impl SessionStore for SqliteStore {
         Ok(result.rows_affected())
     }
 
+    async fn register_lease_holder(&self, holder: &str) -> Result<(), StoreError> {
+        self.holders.register(holder, self.file.as_deref())
+    }
+
     async fn acquire_agent_lease(
         &self,
         session_id: SessionId,
@@ -636,12 +667,14 @@ impl SessionStore for SqliteStore {
              ON CONFLICT (session_id) DO UPDATE
                 SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
               WHERE agent_leases.holder = EXCLUDED.holder OR agent_leases.expires_at <= ?3
+                 OR agent_leases.holder NOT IN (SELECT value FROM json_each(?5))
           RETURNING holder",
         )
         .bind(session_id.as_uuid())
         .bind(holder)
         .bind(micros(now))
         .bind(micros(until))
+        .bind(self.holders.json())
         .fetch_optional(&self.writer)
         .await
         .map_err(map_err)?;
@@ -672,11 +705,13 @@ impl SessionStore for SqliteStore {
                JOIN sessions s ON s.id = p.session_id AND s.status = 'active'
                LEFT JOIN agent_leases l ON l.session_id = p.session_id
               WHERE p.status IN ('queued', 'running')
-                AND (l.session_id IS NULL OR l.expires_at <= ?1)
+                AND (l.session_id IS NULL OR l.expires_at <= ?1
+                     OR l.holder NOT IN (SELECT value FROM json_each(?3)))
               LIMIT ?2",
         )
         .bind(micros(now))
         .bind(limit(max))
+        .bind(self.holders.json())
         .fetch_all(&self.reader)
         .await
         .map_err(map_err)?;

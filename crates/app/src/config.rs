@@ -58,6 +58,8 @@ pub struct Config {
     pub stream_keep_alive: Duration,
     /// Outbound webhooks: what they may reach, and how they are delivered.
     pub webhooks: WebhookSettings,
+    /// How connections are served: deadlines, the connection cap, head limits.
+    pub connections: Connections,
 }
 
 /// Outbound webhooks' settings.
@@ -69,6 +71,94 @@ pub struct WebhookSettings {
     /// Retries, secret rotation grace, scans and leases (its `public_url` is
     /// the server's, set at start).
     pub delivery: tandem_service::WebhookConfig,
+}
+
+/// How connections are served (`[http]` in the file, `TANDEM_HTTP_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connections {
+    /// How long a connection may take to send a request's head: its first
+    /// from its opening, the next ones from their first byte.
+    pub header_timeout: Duration,
+    /// How long a kept-alive connection may stay silent between requests.
+    pub keep_alive_timeout: Duration,
+    /// How long a request's body may take to arrive after its head.
+    pub body_timeout: Duration,
+    /// Connections open at once at most; `None` takes what the open-file
+    /// limit leaves.
+    pub max_connections: Option<usize>,
+    /// The longest request target (path and query), in bytes.
+    pub max_uri_bytes: usize,
+    /// The most bytes of header lines a request may have.
+    pub max_header_bytes: usize,
+    /// The most header lines a request may have.
+    pub max_headers: usize,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        let serve = tandem_http::ServeConfig::DEFAULT;
+        Self {
+            header_timeout: serve.header_timeout,
+            keep_alive_timeout: serve.keep_alive_timeout,
+            body_timeout: serve.body_timeout,
+            max_connections: None,
+            max_uri_bytes: serve.max_uri_bytes,
+            max_header_bytes: serve.max_header_bytes,
+            max_headers: serve.max_headers,
+        }
+    }
+}
+
+impl Connections {
+    /// The server's settings, with the connection cap decided.
+    pub fn serve_config(&self, max_connections: usize) -> tandem_http::ServeConfig {
+        tandem_http::ServeConfig {
+            header_timeout: self.header_timeout,
+            keep_alive_timeout: self.keep_alive_timeout,
+            body_timeout: self.body_timeout,
+            max_connections,
+            max_uri_bytes: self.max_uri_bytes,
+            max_header_bytes: self.max_header_bytes,
+            max_headers: self.max_headers,
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let timeouts = [
+            ("TANDEM_HTTP_HEADER_TIMEOUT_SECS", self.header_timeout),
+            ("TANDEM_HTTP_KEEP_ALIVE_SECS", self.keep_alive_timeout),
+            ("TANDEM_HTTP_BODY_TIMEOUT_SECS", self.body_timeout),
+        ];
+        for (name, value) in timeouts {
+            if value < Duration::from_secs(1) {
+                bail!("{name} must be at least 1 second");
+            }
+        }
+        if self.max_connections == Some(0) {
+            bail!("TANDEM_HTTP_MAX_CONNECTIONS must be at least 1");
+        }
+        let sizes = [
+            (
+                "TANDEM_HTTP_MAX_URI_BYTES",
+                self.max_uri_bytes,
+                1024,
+                1 << 20,
+            ),
+            (
+                "TANDEM_HTTP_MAX_HEADER_BYTES",
+                self.max_header_bytes,
+                1024,
+                1 << 20,
+            ),
+            ("TANDEM_HTTP_MAX_HEADERS", self.max_headers, 16, 10_000),
+        ];
+        for (name, value, min, max) in sizes {
+            if !(min..=max).contains(&value) {
+                bail!("{name} must be between {min} and {max}, got {value}");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How a profile's agent is run.
@@ -113,6 +203,7 @@ impl fmt::Debug for Config {
             .field("runner", &self.runner)
             .field("stream_keep_alive", &self.stream_keep_alive)
             .field("webhooks", &self.webhooks)
+            .field("connections", &self.connections)
             .finish()
     }
 }
@@ -169,6 +260,7 @@ impl Config {
             runner: RunnerConfig::default(),
             stream_keep_alive: tandem_http::HttpConfig::default().keep_alive,
             webhooks: WebhookSettings::default(),
+            connections: Connections::default(),
         }
     }
 
@@ -266,7 +358,7 @@ impl Config {
         if webhooks.outbound.timeout.is_zero() || webhooks.delivery.retry.first_delay.is_zero() {
             bail!("TANDEM_WEBHOOK_TIMEOUT_SECS and the first webhook retry delay must not be zero");
         }
-        Ok(())
+        self.connections.validate()
     }
 }
 
@@ -461,6 +553,36 @@ pub struct FileLimits {
 pub struct FileHttp {
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    pub header_timeout_secs: Option<u64>,
+    pub keep_alive_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_uri_bytes: Option<usize>,
+    pub max_header_bytes: Option<usize>,
+    pub max_headers: Option<usize>,
+}
+
+impl FileHttp {
+    /// Applies the connection settings the file names over `connections`.
+    pub fn apply(&self, connections: &mut Connections) {
+        if let Some(secs) = self.header_timeout_secs {
+            connections.header_timeout = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.keep_alive_secs {
+            connections.keep_alive_timeout = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.body_timeout_secs {
+            connections.body_timeout = Duration::from_secs(secs);
+        }
+        if let Some(max) = self.max_connections {
+            connections.max_connections = Some(max);
+        }
+        connections.max_uri_bytes = self.max_uri_bytes.unwrap_or(connections.max_uri_bytes);
+        connections.max_header_bytes = self
+            .max_header_bytes
+            .unwrap_or(connections.max_header_bytes);
+        connections.max_headers = self.max_headers.unwrap_or(connections.max_headers);
+    }
 }
 
 impl FileConfig {
@@ -483,6 +605,7 @@ impl FileConfig {
         limits.comment_bytes = file.comment_bytes.unwrap_or(limits.comment_bytes);
         limits.prompt_bytes = file.prompt_bytes.unwrap_or(limits.prompt_bytes);
         limits.summary_bytes = file.summary_bytes.unwrap_or(limits.summary_bytes);
+        self.http.apply(&mut config.connections);
         if !self.http.cors_origins.is_empty() {
             config.cors_origins = self.http.cors_origins;
         }
@@ -569,6 +692,59 @@ mod tests {
         assert_eq!(config.limits.comment_bytes, 1024);
         assert_eq!(config.cors_origins, vec!["https://x.test".to_owned()]);
         assert!(toml::from_str::<FileConfig>("[limits]\ncomments = 1").is_err());
+    }
+
+    #[test]
+    fn connection_settings_come_from_the_file_and_are_checked() {
+        let file: FileConfig = toml::from_str(
+            "[http]\nheader_timeout_secs = 3\nkeep_alive_secs = 5\nbody_timeout_secs = 4\nmax_connections = 500\n\
+             max_uri_bytes = 2048\nmax_header_bytes = 4096\nmax_headers = 40",
+        )
+        .expect("parse");
+        let mut config = config();
+        file.apply(&mut config).expect("apply");
+        config.validate().expect("valid");
+        assert_eq!(
+            config.connections,
+            Connections {
+                header_timeout: Duration::from_secs(3),
+                keep_alive_timeout: Duration::from_secs(5),
+                body_timeout: Duration::from_secs(4),
+                max_connections: Some(500),
+                max_uri_bytes: 2048,
+                max_header_bytes: 4096,
+                max_headers: 40,
+            }
+        );
+        for (change, name) in [
+            (
+                (|c: &mut Connections| c.header_timeout = Duration::ZERO) as fn(&mut Connections),
+                "TANDEM_HTTP_HEADER_TIMEOUT_SECS",
+            ),
+            (
+                |c| c.body_timeout = Duration::ZERO,
+                "TANDEM_HTTP_BODY_TIMEOUT_SECS",
+            ),
+            (
+                |c| c.keep_alive_timeout = Duration::ZERO,
+                "TANDEM_HTTP_KEEP_ALIVE_SECS",
+            ),
+            (
+                |c| c.max_connections = Some(0),
+                "TANDEM_HTTP_MAX_CONNECTIONS",
+            ),
+            (|c| c.max_uri_bytes = 10, "TANDEM_HTTP_MAX_URI_BYTES"),
+            (
+                |c| c.max_header_bytes = 1 << 30,
+                "TANDEM_HTTP_MAX_HEADER_BYTES",
+            ),
+            (|c| c.max_headers = 0, "TANDEM_HTTP_MAX_HEADERS"),
+        ] {
+            let mut bad = config.clone();
+            change(&mut bad.connections);
+            let error = bad.validate().unwrap_err().to_string();
+            assert!(error.contains(name), "{error}");
+        }
     }
 
     #[test]

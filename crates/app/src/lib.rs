@@ -5,7 +5,7 @@ pub mod config;
 pub mod prometheus;
 
 use std::collections::BTreeMap;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,14 +15,13 @@ use tandem_agent::{AcpExecutor, OpenAiExecutor};
 use tandem_ports::{AgentExecutor, Clock, EventBus, SessionStore, SystemClock};
 use tandem_postgres::{PostgresEventBus, PostgresStore};
 use tandem_service::{
-    Agents, CreatedApiKey, LocalEventBus, PromptRunner, RunnerConfig, ServiceConfig, Tandem,
-    WebhookDispatcher,
+    Agents, CreatedApiKey, LocalEventBus, PromptRunner, ServiceConfig, Tandem, WebhookDispatcher,
 };
 use tandem_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{AgentProfile, Config, LogFormat, WebhookSettings};
+pub use config::{AgentProfile, Config, Connections, LogFormat, WebhookSettings};
 
 /// The store `database_url` names (schema brought up to date) and the event bus
 /// that goes with it: local for SQLite, LISTEN/NOTIFY across replicas for Postgres.
@@ -136,14 +135,15 @@ fn server_secrets() -> Vec<String> {
 #[derive(Debug)]
 pub struct Server {
     tandem: Tandem,
-    /// The API and the web app, told each connection's peer address (rate limits of writes
-    /// without a credential key on it).
-    router: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr>,
+    /// The API and the web app (the server tells them each connection's peer
+    /// address, for rate limits of writes without a credential key on it).
+    router: axum::Router,
+    /// How connections are served: deadlines, caps and head limits.
+    connections: tandem_http::ServeConfig,
     streams: tandem_http::StreamCloser,
     listener: TcpListener,
     bootstrapped: Option<CreatedApiKey>,
-    agents: Agents,
-    runner: RunnerConfig,
+    runner: PromptRunner,
     sweep_interval: Duration,
     work: WorkRuntime,
 }
@@ -186,6 +186,23 @@ impl Drop for WorkRuntime {
     }
 }
 
+/// How many connections the kernel may hold for the server to accept: the
+/// default of 128 overflows under a burst of a few hundred clients, which then
+/// wait a second or more to retry (the kernel caps it at `somaxconn`).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listens on `addr` (port 0 picks a free one) with a backlog fit for bursts.
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Builds the server on `listener` (bind port 0 in tests).
 pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Server> {
     build_with_clock(config, listener, Arc::new(SystemClock)).await
@@ -213,7 +230,30 @@ pub async fn build_with_clock(
         .bootstrap_admin_key(config.bootstrap_admin_key.clone())
         .await
         .context("cannot bootstrap the admin API key")?;
+    let runner = PromptRunner::new(tandem.clone(), agents, config.runner.clone())
+        .await
+        .context("cannot start the prompt runner")?;
     let work = WorkRuntime::start()?;
+    let open_files = raise_open_file_limit();
+    let connections = config.connections.serve_config(
+        config
+            .connections
+            .max_connections
+            .unwrap_or_else(|| default_max_connections(open_files)),
+    );
+    if let Some(open_files) = open_files
+        && connections.max_connections as u64 + RESERVED_FILES > open_files
+    {
+        tracing::warn!(
+            max_connections = connections.max_connections,
+            open_files,
+            "the connection limit is above what the open-file limit allows; accepting will fail before the limit is reached"
+        );
+    }
+    tracing::info!(
+        max_connections = connections.max_connections,
+        "serving at most this many connections at once"
+    );
     let http = tandem_http::HttpConfig {
         public_url,
         cors_origins: config.cors_origins.clone(),
@@ -222,20 +262,19 @@ pub async fn build_with_clock(
         metrics: Some(prometheus::handle()?),
         keep_alive: config.stream_keep_alive,
         handlers: Some(work.handle()),
+        connections,
     };
     let (router, streams) = tandem_http::router_with_closer(tandem.clone(), http);
     // The web app's pages and assets beside the API; it calls the API like any client.
-    let router = router
-        .merge(tandem_web::router())
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let router = router.merge(tandem_web::router());
     Ok(Server {
         tandem,
         router,
+        connections,
         streams,
         listener,
         bootstrapped,
-        agents,
-        runner: config.runner.clone(),
+        runner,
         sweep_interval: config.sweep_interval,
         work,
     })
@@ -274,8 +313,7 @@ impl Server {
         let (runner, sweeper, webhooks) = {
             // They run on the work runtime, as do the tasks they start.
             let _work = self.work.handle().enter();
-            let runner = PromptRunner::new(self.tandem.clone(), self.agents, self.runner)
-                .start(stopping.clone());
+            let runner = self.runner.start(stopping.clone());
             let sweeper = tokio::spawn(sweep(
                 self.tandem.clone(),
                 self.sweep_interval,
@@ -291,16 +329,7 @@ impl Server {
             signalled.cancel();
             streams.close_all();
         };
-        // Event frames are small and must go out as they are written, not wait
-        // for the client's delayed acknowledgement of the previous one (Nagle).
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |connection| {
-            if let Err(error) = connection.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
-            }
-        });
-        let serving = axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .into_future();
+        let serving = tandem_http::serve(self.listener, self.router, self.connections, shutdown);
         tokio::pin!(serving);
         let served = tokio::select! {
             served = &mut serving => served.context("the HTTP server failed"),
@@ -333,6 +362,69 @@ impl Server {
 /// How long a graceful shutdown waits for requests in flight (event streams end
 /// at once; these are ordinary requests).
 pub const DRAIN_WITHIN: Duration = Duration::from_secs(10);
+
+/// Open files kept for other uses than connections: the database, agents'
+/// pipes, logs.
+const RESERVED_FILES: u64 = 256;
+
+/// Raises this process's open-file limit to its hard limit (each connection
+/// holds a file descriptor), logs it, and returns the limit now in force
+/// (`None` when unlimited or unknown).
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // Unlimited already: nothing to raise.
+    let current = limit.current?;
+    match limit.maximum {
+        Some(maximum) if maximum > current => {
+            let raised = rustix::process::Rlimit {
+                current: Some(maximum),
+                maximum: Some(maximum),
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => {
+                    tracing::info!(from = current, to = maximum, "raised the open-file limit");
+                    Some(maximum)
+                }
+                Err(error) => {
+                    tracing::warn!(limit = current, %error, "cannot raise the open-file limit");
+                    Some(current)
+                }
+            }
+        }
+        Some(_) => Some(current),
+        None => {
+            let raised = rustix::process::Rlimit {
+                current: None,
+                maximum: None,
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => {
+                    tracing::info!(from = current, "raised the open-file limit (unlimited)");
+                    None
+                }
+                Err(error) => {
+                    tracing::warn!(limit = current, %error, "cannot raise the open-file limit");
+                    Some(current)
+                }
+            }
+        }
+    }
+}
+
+/// The connection limit when none is configured: what the open-file limit
+/// leaves after the reserve, and at most a million.
+fn default_max_connections(open_files: Option<u64>) -> usize {
+    let Some(open_files) = open_files else {
+        return 1_000_000;
+    };
+    usize::try_from(
+        open_files
+            .saturating_sub(RESERVED_FILES)
+            .clamp(64, 1_000_000),
+    )
+    .unwrap_or(1_000_000)
+}
 
 /// How many sessions one sweep expires at most; the next sweep takes the rest.
 const SWEEP_BATCH: u32 = 500;

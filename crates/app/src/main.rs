@@ -175,6 +175,33 @@ struct Settings {
         global = true
     )]
     webhook_secret_grace: String,
+    /// Seconds a connection may take to send a request's head: its first from
+    /// its opening, the next ones from their first byte; slower connections are
+    /// closed [default: 10].
+    #[arg(long, env = "TANDEM_HTTP_HEADER_TIMEOUT_SECS", global = true)]
+    http_header_timeout_secs: Option<u64>,
+    /// Seconds a kept-alive connection may stay silent between requests; keep it
+    /// above the idle timeout of a load balancer in front [default: 75].
+    #[arg(long, env = "TANDEM_HTTP_KEEP_ALIVE_SECS", global = true)]
+    http_keep_alive_secs: Option<u64>,
+    /// Seconds a request's body may take to arrive after its head (then 408)
+    /// [default: 30].
+    #[arg(long, env = "TANDEM_HTTP_BODY_TIMEOUT_SECS", global = true)]
+    http_body_timeout_secs: Option<u64>,
+    /// Connections open at once at most; more wait until one closes
+    /// [default: what the open-file limit leaves].
+    #[arg(long, env = "TANDEM_HTTP_MAX_CONNECTIONS", global = true)]
+    http_max_connections: Option<usize>,
+    /// The longest request URI (path and query) accepted, in bytes (then 414)
+    /// [default: 8192].
+    #[arg(long, env = "TANDEM_HTTP_MAX_URI_BYTES", global = true)]
+    http_max_uri_bytes: Option<usize>,
+    /// The most bytes of header lines a request may have (then 431) [default: 16384].
+    #[arg(long, env = "TANDEM_HTTP_MAX_HEADER_BYTES", global = true)]
+    http_max_header_bytes: Option<usize>,
+    /// The most header lines a request may have (then 431) [default: 100].
+    #[arg(long, env = "TANDEM_HTTP_MAX_HEADERS", global = true)]
+    http_max_headers: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -239,6 +266,25 @@ impl Settings {
         if let Some(path) = &self.config {
             FileConfig::load(path)?.apply(&mut config)?;
         }
+        // Flags and the environment win over the file.
+        let connections = &mut config.connections;
+        if let Some(secs) = self.http_header_timeout_secs {
+            connections.header_timeout = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.http_keep_alive_secs {
+            connections.keep_alive_timeout = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.http_body_timeout_secs {
+            connections.body_timeout = Duration::from_secs(secs);
+        }
+        if let Some(max) = self.http_max_connections {
+            connections.max_connections = Some(max);
+        }
+        connections.max_uri_bytes = self.http_max_uri_bytes.unwrap_or(connections.max_uri_bytes);
+        connections.max_header_bytes = self
+            .http_max_header_bytes
+            .unwrap_or(connections.max_header_bytes);
+        connections.max_headers = self.http_max_headers.unwrap_or(connections.max_headers);
         if let Some(name) = &self.default_agent {
             config.default_agent = AgentProfileName::parse(name)
                 .map_err(|e| anyhow::anyhow!("TANDEM_DEFAULT_AGENT / --default-agent: {e}"))?;
@@ -355,8 +401,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => {
             init_logs(cli.settings.log_format);
             let config = cli.settings.config()?;
-            let listener = tokio::net::TcpListener::bind(config.listen)
-                .await
+            let listener = tandem::listen(config.listen)
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
             let server = tandem::build(config.clone(), listener).await?;
             if let Some(created) = server.bootstrapped_key() {

@@ -28,8 +28,8 @@ pub use agent::{
 pub use bus::EventBus;
 pub use clock::{Clock, SystemClock};
 pub use store::{
-    Change, OpenWork, Page, Plan, PromptFilter, SessionFilter, SessionStore, StoreError,
-    StreamTicket, TicketHolder, Write,
+    Change, MAX_LEASE_HOLDER_LEN, OpenWork, Page, Plan, PromptFilter, SessionFilter, SessionStore,
+    StoreError, StreamTicket, TicketHolder, Write, is_valid_lease_holder,
 };
 pub use token::TokenHash;
 pub use webhook::{

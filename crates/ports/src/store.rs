@@ -49,6 +49,18 @@ impl StoreError {
     }
 }
 
+/// The longest name a lease holder may have, in bytes (Postgres keeps at most
+/// 63 bytes of a connection's `application_name`).
+pub const MAX_LEASE_HOLDER_LEN: usize = 63;
+
+/// Whether `holder` is a valid lease holder's name (see
+/// [`SessionStore::register_lease_holder`]).
+pub fn is_valid_lease_holder(holder: &str) -> bool {
+    !holder.is_empty()
+        && holder.len() <= MAX_LEASE_HOLDER_LEN
+        && holder.bytes().all(|byte| byte.is_ascii_graphic())
+}
+
 /// One record written as part of a `Change`.
 ///
 /// Inserts create a record with `version` 0 (the value in the entity is ignored).
@@ -465,10 +477,24 @@ pub trait SessionStore: WebhookStore + Send + Sync + 'static {
 
     // ----- agent leases -----
 
+    /// Declares `holder` (a process's name on agent leases: printable ASCII, at
+    /// most [`MAX_LEASE_HOLDER_LEN`] bytes) alive until this store is closed or
+    /// its process ends. A lease whose holder is not alive is free at once, so
+    /// that the sessions a crashed process was running are taken over (by its
+    /// own restart or another replica) without waiting for the lease to expire;
+    /// a holder never declared is never alive.
+    ///
+    /// How aliveness is known is the adapter's: a connection of the holder's own
+    /// that the database sees (Postgres), or the process itself, which alone may
+    /// run prompts on the database while it is open (SQLite; `Backend` if another
+    /// process already does).
+    async fn register_lease_holder(&self, holder: &str) -> Result<(), StoreError>;
+
     /// Takes or renews the lease on running `session_id`'s agent for `holder`, valid
     /// until `until`. True if `holder` holds it now: it was free, had expired at
-    /// `now`, or was already `holder`'s. Several replicas call this; at most one
-    /// holds a session's lease at any time.
+    /// `now`, its holder was not alive (see [`Self::register_lease_holder`]), or it
+    /// was already `holder`'s. Several replicas call this; at most one live
+    /// holder holds a session's lease at any time.
     async fn acquire_agent_lease(
         &self,
         session_id: SessionId,
@@ -484,8 +510,9 @@ pub trait SessionStore: WebhookStore + Send + Sync + 'static {
         holder: &str,
     ) -> Result<(), StoreError>;
 
-    /// Active sessions with queued or running prompts whose agent lease is free or
-    /// expired at `now`: work no replica is doing. At most `limit`.
+    /// Active sessions with queued or running prompts whose agent lease is free,
+    /// expired at `now`, or held by a holder that is not alive: work no replica
+    /// is doing. At most `limit`.
     async fn sessions_awaiting_agent(
         &self,
         now: DateTime<Utc>,

@@ -179,8 +179,11 @@ impl Tandem {
         self.store.ping().await.map_err(ServiceError::Store)
     }
 
-    /// Closes the store's connections (graceful shutdown, after everything else).
+    /// Stops the event bus, then closes the store's connections (graceful
+    /// shutdown, after everything else): the bus announces the last writes to the
+    /// other replicas while the database is still open.
     pub async fn close(&self) {
+        self.bus.close().await;
         self.store.close().await;
     }
 

@@ -165,9 +165,7 @@ impl TestServer {
         adjust: impl FnOnce(&mut Config),
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tandem::listen("127.0.0.1:0".parse().expect("addr")).expect("bind");
         let addr = listener.local_addr().expect("addr");
         let mut config = config(addr, database_url);
         adjust(&mut config);

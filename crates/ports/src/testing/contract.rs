@@ -1947,6 +1947,7 @@ pub async fn stream_tickets_are_used_once_and_expire<S: SessionStore + Clone>(st
 /// One holder at a time: a lease is renewed by its holder, refused to others until
 /// it expires or is released.
 pub async fn agent_leases_admit_one_holder_until_expiry<S: SessionStore + Clone>(store: S) {
+    register(&store, &["a", "b", "c", "r1", "r2", "r3", "r4", "r5"]).await;
     let new = session();
     create(&store, &new).await;
     let id = new.created.session.id;
@@ -1996,6 +1997,7 @@ pub async fn agent_leases_admit_one_holder_until_expiry<S: SessionStore + Clone>
 /// A change under a lease is written while its holder holds the lease, and
 /// refused (nothing written) once another holder took it over or it was released.
 pub async fn changes_under_a_lease_need_its_holder<S: SessionStore>(store: S) {
+    register(&store, &["a", "b"]).await;
     let new = session();
     create(&store, &new).await;
     let id = new.created.session.id;
@@ -2050,6 +2052,7 @@ pub async fn changes_under_a_lease_need_its_holder<S: SessionStore>(store: S) {
 /// Work no replica is doing: active sessions with queued or running prompts whose
 /// lease is free or expired.
 pub async fn sessions_awaiting_agent_are_unleased_with_work<S: SessionStore>(store: S) {
+    register(&store, &["r1"]).await;
     let idle = session();
     let queued = session();
     let leased = session();
@@ -2088,6 +2091,129 @@ pub async fn sessions_awaiting_agent_are_unleased_with_work<S: SessionStore>(sto
             .expect("awaiting")
             .len(),
         1
+    );
+}
+
+/// Declares lease holders alive.
+async fn register<S: SessionStore>(store: &S, holders: &[&str]) {
+    for holder in holders {
+        store
+            .register_lease_holder(holder)
+            .await
+            .unwrap_or_else(|error| panic!("register {holder}: {error}"));
+    }
+}
+
+/// A lease whose holder is not alive (never declared, or its store closed) is
+/// free at once, long before it expires; a live holder's is not. Holder names
+/// are checked.
+pub async fn leases_of_holders_not_alive_are_free<S: SessionStore>(store: S) {
+    register(&store, &["alive", "also-alive"]).await;
+    for bad in [
+        "",
+        "has space",
+        "é",
+        &"x".repeat(crate::MAX_LEASE_HOLDER_LEN + 1),
+    ] {
+        assert!(
+            store.register_lease_holder(bad).await.is_err(),
+            "{bad:?} is not a holder's name"
+        );
+    }
+    let new = session();
+    create(&store, &new).await;
+    let id = new.created.session.id;
+    let (_, queued) = submit(&new, &new.created.host, "work", 1);
+    store.apply(queued).await.expect("submit");
+    assert!(
+        store
+            .acquire_agent_lease(id, "ghost", at(0), at(30))
+            .await
+            .expect("acquire"),
+        "a free lease is taken, whoever asks"
+    );
+    assert_eq!(
+        store
+            .sessions_awaiting_agent(at(1), 10)
+            .await
+            .expect("awaiting"),
+        vec![id],
+        "a lease held by nobody alive leaves its work to be done"
+    );
+    assert!(
+        store
+            .acquire_agent_lease(id, "alive", at(1), at(31))
+            .await
+            .expect("acquire"),
+        "a holder that is not alive loses its lease at once"
+    );
+    assert!(
+        store
+            .sessions_awaiting_agent(at(2), 10)
+            .await
+            .expect("awaiting")
+            .is_empty(),
+        "a live holder's session is being worked on"
+    );
+    assert!(
+        !store
+            .acquire_agent_lease(id, "also-alive", at(2), at(32))
+            .await
+            .expect("acquire"),
+        "a live holder keeps its lease until it expires"
+    );
+    assert!(
+        store
+            .acquire_agent_lease(id, "also-alive", at(31), at(61))
+            .await
+            .expect("acquire"),
+        "and loses it then"
+    );
+}
+
+/// Leases held through a store that was closed (its process ended) are free at
+/// once for the store opened after it on the same database: a restarted
+/// server does not wait for its predecessor's leases to expire.
+pub async fn leases_of_a_closed_store_are_free_at_once<S: SessionStore, F, Fut>(store: S, reopen: F)
+where
+    F: FnOnce(S) -> Fut,
+    Fut: std::future::Future<Output = S>,
+{
+    register(&store, &["first-life"]).await;
+    let new = session();
+    create(&store, &new).await;
+    let id = new.created.session.id;
+    let (_, queued) = submit(&new, &new.created.host, "work", 1);
+    store.apply(queued).await.expect("submit");
+    assert!(
+        store
+            .acquire_agent_lease(id, "first-life", at(0), at(30))
+            .await
+            .expect("acquire")
+    );
+    assert!(
+        store
+            .sessions_awaiting_agent(at(1), 10)
+            .await
+            .expect("awaiting")
+            .is_empty()
+    );
+    let store = reopen(store).await;
+    register(&store, &["second-life"]).await;
+    assert_eq!(
+        store
+            .sessions_awaiting_agent(at(2), 10)
+            .await
+            .expect("awaiting"),
+        vec![id],
+        "the closed store's session awaits an agent"
+    );
+    assert!(
+        store
+            .acquire_agent_lease(id, "second-life", at(2), at(32))
+            .await
+            .expect("acquire"),
+        "and its lease is taken over long before it expires"
     );
 }
 

@@ -65,6 +65,7 @@ macro_rules! for_each_contract_test {
             sessions_awaiting_agent_are_unleased_with_work,
             agent_states_round_trip_under_versions,
             workspace_cleanups_are_found_after_the_session_ended,
+            leases_of_holders_not_alive_are_free,
             ping_answers
         );
     };

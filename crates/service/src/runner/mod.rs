@@ -8,6 +8,12 @@
 //! session (the agent keeps its conversation), starts it again after a crash, and
 //! stops it when the session ends or the server shuts down. Work nobody is doing
 //! (a new session, a replica that died) is found by a periodic scan.
+//!
+//! The runner declares its name on leases alive in the store before it starts
+//! (see `SessionStore::register_lease_holder`): a lease whose holder is no longer
+//! alive is free at once, so a server restarted after a crash, or another
+//! replica, recovers the sessions the dead process was running within a scan,
+//! not after the lease's whole term.
 
 mod agent;
 mod coalesce;
@@ -25,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use crate::Tandem;
+use crate::{ServiceError, Tandem};
 
 /// The executors of the configured agent profiles, by profile name.
 #[derive(Clone, Default)]
@@ -133,19 +139,32 @@ struct Shared {
 }
 
 impl PromptRunner {
-    /// A runner of `tandem`'s prompts through `agents`.
-    pub fn new(tandem: Tandem, agents: Agents, config: RunnerConfig) -> Self {
-        Self {
+    /// A runner of `tandem`'s prompts through `agents`, its name on agent leases
+    /// declared alive in the store. Fails if the store refuses it (SQLite: another
+    /// server process already runs prompts on the database).
+    pub async fn new(
+        tandem: Tandem,
+        agents: Agents,
+        config: RunnerConfig,
+    ) -> Result<Self, ServiceError> {
+        let holder = format!("tandem-{}", Uuid::now_v7());
+        tandem
+            .store
+            .register_lease_holder(&holder)
+            .await
+            .map_err(ServiceError::Store)?;
+        tracing::debug!(%holder, "prompt runner registered");
+        Ok(Self {
             shared: Arc::new(Shared {
                 tandem,
                 agents,
                 config,
-                holder: format!("tandem-{}", Uuid::now_v7()),
+                holder,
                 shutdown: CancellationToken::new(),
                 running: Mutex::default(),
                 tracker: TaskTracker::new(),
             }),
-        }
+        })
     }
 
     /// Starts the runner. It runs until `shutdown` is cancelled; then each running
