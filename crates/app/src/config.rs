@@ -13,6 +13,8 @@ use tandem_agent::{AcpProfile, OpenAiProfile};
 use tandem_domain::{AgentProfileName, TextLimits};
 use tandem_service::RunnerConfig;
 
+use crate::redaction::{FileRedaction, RedactionConfig};
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -56,6 +58,8 @@ pub struct Config {
     pub runner: RunnerConfig,
     /// How long an event stream stays silent before a keep-alive comment (15 s).
     pub stream_keep_alive: Duration,
+    /// What is redacted from agent output (`[redaction]`).
+    pub redaction: RedactionConfig,
 }
 
 /// How a profile's agent is run.
@@ -99,6 +103,7 @@ impl fmt::Debug for Config {
             .field("sweep_interval", &self.sweep_interval)
             .field("runner", &self.runner)
             .field("stream_keep_alive", &self.stream_keep_alive)
+            .field("redaction", &self.redaction)
             .finish()
     }
 }
@@ -154,6 +159,7 @@ impl Config {
             sweep_interval: Duration::from_secs(15),
             runner: RunnerConfig::default(),
             stream_keep_alive: tandem_http::HttpConfig::default().keep_alive,
+            redaction: RedactionConfig::default(),
         }
     }
 
@@ -253,6 +259,9 @@ pub struct FileConfig {
     /// `[agents.NAME]`: agent profiles, added to the built-in `echo`.
     #[serde(default)]
     pub agents: BTreeMap<String, FileAgent>,
+    /// `[redaction]`: what is redacted from agent output.
+    #[serde(default)]
+    pub redaction: FileRedaction,
 }
 
 /// `[agents.NAME]`: how to run one agent profile.
@@ -369,6 +378,7 @@ impl FileConfig {
             config.default_agent = AgentProfileName::parse(&name)
                 .map_err(|e| anyhow::anyhow!("default_agent: {e}"))?;
         }
+        self.redaction.apply(&mut config.redaction);
         Ok(())
     }
 }

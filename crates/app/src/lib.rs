@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod prometheus;
+pub mod redaction;
 
 use std::collections::BTreeMap;
 use std::future::{Future, IntoFuture};
@@ -130,6 +131,28 @@ fn server_secrets() -> Vec<String> {
         .collect()
 }
 
+/// The redactor of agent output, from `[redaction]` and the secrets the server
+/// knows of; says at start what it does, loudly when it is off.
+fn redactor(config: &Config) -> anyhow::Result<Arc<tandem_service::Redactor>> {
+    let (redactor, unset) = redaction::redactor(config, redaction::server_env())?;
+    for name in unset {
+        tracing::warn!(variable = %name, "[redaction] env names a variable that is not set");
+    }
+    if redactor.is_enabled() {
+        tracing::info!(
+            rules = redactor.rule_count(),
+            known_secrets = redactor.known_secret_count(),
+            "redacting secrets from agent output"
+        );
+    } else {
+        tracing::warn!(
+            "REDACTION IS OFF ([redaction] enabled = false): secrets that agents print are \
+             stored, streamed and shown to every participant as they are"
+        );
+    }
+    Ok(Arc::new(redactor))
+}
+
 /// A server ready to serve: store open and migrated, admin key bootstrapped,
 /// listener bound.
 #[derive(Debug)]
@@ -198,6 +221,7 @@ pub async fn build_with_clock(
 ) -> anyhow::Result<Server> {
     config.validate()?;
     let agents = agents(&config)?;
+    let redactor = redactor(&config)?;
     let tandem = service(&config, clock).await?;
     let bootstrapped = tandem
         .bootstrap_admin_key(config.bootstrap_admin_key.clone())
@@ -222,7 +246,10 @@ pub async fn build_with_clock(
         listener,
         bootstrapped,
         agents,
-        runner: config.runner.clone(),
+        runner: RunnerConfig {
+            redactor,
+            ..config.runner.clone()
+        },
         sweep_interval: config.sweep_interval,
         work,
     })

@@ -184,6 +184,11 @@ impl Redactor {
         self.rules
     }
 
+    /// How many known secret values are looked for (each also encoded).
+    pub const fn known_secret_count(&self) -> usize {
+        self.secrets
+    }
+
     /// `text` with every secret replaced, and what was replaced.
     pub fn redact_text(&self, text: &str) -> (String, Redactions) {
         match &self.scanner {

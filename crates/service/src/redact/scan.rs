@@ -218,27 +218,39 @@ impl Scanner {
         let value = &hay[secret.0..secret.1];
         let kept = self.allowed(value) || entropy(value) < rule.min_entropy;
         let kind = if rule.capture.is_some() {
-            // `AWS_ACCESS_KEY_ID=AKIA...`: the value itself is a known format,
-            // which says more than the assignment around it.
-            let input = Input::new(hay)
-                .range(secret.0..secret.1)
-                .anchored(Anchored::Yes);
-            match patterns.search.search(&input) {
-                Some(inner) if inner.end() == secret.1 => {
-                    &patterns.rules[inner.pattern().as_usize()].kind
-                }
-                Some(_) | None => &rule.kind,
-            }
+            // `AWS_ACCESS_KEY_ID=AKIA...`: the value itself is a known value or
+            // format, which says more than the assignment around it.
+            self.kind_of_whole(hay, secret)
+                .unwrap_or_else(|| Arc::clone(&rule.kind))
         } else {
-            &rule.kind
+            Arc::clone(&rule.kind)
         };
         Some(Found {
             start: found.start(),
             end: found.end(),
             secret,
-            kind: Arc::clone(kind),
+            kind,
             kept,
         })
+    }
+
+    /// The kind of a known value, or else of a rule, that is exactly
+    /// `hay[span]`.
+    fn kind_of_whole(&self, hay: &str, (start, end): (usize, usize)) -> Option<Arc<str>> {
+        if let Some(exact) = &self.exact {
+            let input = aho_corasick::Input::new(hay)
+                .range(start..end)
+                .anchored(aho_corasick::Anchored::Yes);
+            if let Ok(Some(found)) = exact.automaton.try_find(&input)
+                && found.end() == end
+            {
+                return Some(Arc::clone(&exact.kinds[found.pattern().as_usize()]));
+            }
+        }
+        let patterns = self.patterns.as_ref()?;
+        let input = Input::new(hay).range(start..end).anchored(Anchored::Yes);
+        let found = patterns.search.search(&input)?;
+        (found.end() == end).then(|| Arc::clone(&patterns.rules[found.pattern().as_usize()].kind))
     }
 
     fn next_exact(&self, hay: &str, at: usize) -> Option<Found> {

@@ -145,6 +145,15 @@ fn known_values_are_found_plain_and_encoded() {
     let (text, redactions) = redactor.redact_text(&format!("DB_PASS={value}\n"));
     assert_eq!(text, format!("DB_PASS={kind}\n"));
     assert_eq!(redactions.count(ENV_VALUE_KIND), 1);
+    // Inside an assignment the generic rule finds it: it is still named for
+    // what it is.
+    let redactor_with_token = with_secrets(&[(ENV_VALUE_KIND, "Zq81-pQ0vNmr7Lw2")]);
+    assert_eq!(
+        redactor_with_token
+            .redact_text("API_TOKEN=Zq81-pQ0vNmr7Lw2")
+            .0,
+        format!("API_TOKEN={kind}")
+    );
     let url = format!("https://x.test/?p={}", "correct%20horse%2Fbattery%20staple");
     assert_eq!(
         redactor.redact_text(&url).0,
