@@ -60,6 +60,14 @@ const fn text_pointers(kind: AgentOutputKind) -> &'static [&'static str] {
     }
 }
 
+/// Every place a chunk's JSON holds text, of either kind.
+const TEXT_POINTERS: [&str; 4] = [
+    "/content/text",
+    "/choices/0/delta/content",
+    "/choices/0/delta/reasoning_content",
+    "/choices/0/delta/reasoning",
+];
+
 impl TextRun {
     /// Redacted text of the run as one output: the first chunk's JSON carrying
     /// that text; `None` if there is no text to write.
@@ -76,6 +84,16 @@ impl TextRun {
         let pointer = text_pointers(self.kind)
             .iter()
             .find(|pointer| raw.pointer(pointer).is_some_and(Value::is_string));
+        // A chunk may carry text of the other kind too (an OpenAI-compatible
+        // delta with both reasoning and content): that text is a piece of the
+        // other run, written (redacted as a whole) in that run's output.
+        for other in TEXT_POINTERS {
+            if Some(other) != pointer.copied()
+                && let Some(text) = raw.pointer_mut(other).filter(|text| text.is_string())
+            {
+                *text = Value::String(String::new());
+            }
+        }
         match pointer {
             Some(pointer) => {
                 if let Some(slot) = raw.pointer_mut(pointer) {
@@ -386,6 +404,45 @@ mod tests {
         );
         assert_eq!(second[0].redactions.count("aws_access_key"), 1);
         assert!(first[0].redactions.is_empty());
+    }
+
+    #[test]
+    fn a_chunk_with_both_kinds_of_text_carries_only_its_own_in_each_output() {
+        let mut buffer = coalescer(1 << 20);
+        let now = Instant::now();
+        let key = aws_key();
+        let raw = json!({ "choices": [{ "delta": {
+            "reasoning_content": "think ", "content": &key[..8] } }] });
+        buffer.push(
+            AgentOutputKind::Thought,
+            Some("think ".into()),
+            raw.clone(),
+            now,
+        );
+        buffer.push(
+            AgentOutputKind::Message,
+            Some(key[..8].to_owned()),
+            raw,
+            now,
+        );
+        buffer.push(
+            AgentOutputKind::Message,
+            Some(format!("{} ok", &key[8..])),
+            json!({ "choices": [{ "delta": { "content": format!("{} ok", &key[8..]) } }] }),
+            now,
+        );
+        let out = buffer.drain_all();
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            out[0].raw["choices"][0]["delta"]["reasoning_content"],
+            "think "
+        );
+        assert_eq!(out[0].raw["choices"][0]["delta"]["content"], "");
+        assert_eq!(
+            out[1].raw["choices"][0]["delta"]["content"],
+            "[REDACTED:aws_access_key] ok"
+        );
+        assert_eq!(out[1].raw["choices"][0]["delta"]["reasoning_content"], "");
     }
 
     #[test]

@@ -416,7 +416,8 @@ impl<'t, 's> Turn<'t, 's> {
         // Unanswered requests are refused by dropping their replies.
         self.waiting.clear();
         if let Err(error) = agent.cancel().await {
-            tracing::warn!(prompt_id = %self.prompt.id, %error, "the agent did not take the cancel");
+            // Only the kind: the message may quote what the agent sent.
+            tracing::warn!(prompt_id = %self.prompt.id, kind = error.kind(), "the agent did not take the cancel");
         }
     }
 
