@@ -260,7 +260,7 @@ async fn stream_turn(
     if script.fail {
         let mut why = "the echo agent was told to fail (/fail)".to_owned();
         if script.leak.is_some() {
-            why.push_str(&format!(" with GITHUB_TOKEN={}", FakeSecrets::new().github));
+            why = format!("{why} with GITHUB_TOKEN={}", FakeSecrets::new().github);
         }
         return Err(Error::internal_error().data(why));
     }
@@ -283,10 +283,10 @@ async fn stream_turn(
                 .status(ToolCallStatus::InProgress),
         ))?;
     }
-    if let Some(names) = &script.leak {
-        if let Err(stopped) = leak(&send, names, script.crash, cancel).await? {
-            return Ok(Err(stopped));
-        }
+    if let Some(names) = &script.leak
+        && let Err(stopped) = leak(&send, names, script.crash, cancel).await?
+    {
+        return Ok(Err(stopped));
     }
     let chunks = script.chunks(text);
     let last = chunks.len().saturating_sub(1);
@@ -499,10 +499,11 @@ impl FakeSecrets {
             self.private_key
         );
         for (name, value) in env {
-            match value {
-                Some(value) => text.push_str(&format!("{name}={value}\n")),
-                None => text.push_str(&format!("{name} is not set\n")),
-            }
+            let line = match value {
+                Some(value) => format!("{name}={value}\n"),
+                None => format!("{name} is not set\n"),
+            };
+            text.push_str(&line);
         }
         text.push_str("That is all I could find.\n");
         text
@@ -593,20 +594,20 @@ async fn leak(
     let pause_at = text
         .find(&fake.aws_access_key)
         .map_or(0, |at| at + fake.aws_access_key.len() / 2);
-    let mut sent = 0;
-    while sent < text.len() {
+    let mut done = 0;
+    while done < text.len() {
         if cancel.is_cancelled() {
             return Ok(Err(Stopped::Cancelled));
         }
-        let mut end = (sent + LEAK_CHUNK_BYTES).min(text.len());
+        let mut end = (done + LEAK_CHUNK_BYTES).min(text.len());
         while !text.is_char_boundary(end) {
             end += 1;
         }
-        send(message(text[sent..end].to_owned()))?;
+        send(message(text[done..end].to_owned()))?;
         if crash_after {
             crash(true).await;
         }
-        if sent < pause_at && pause_at <= end {
+        if done < pause_at && pause_at <= end {
             tokio::select! {
                 () = tokio::time::sleep(LEAK_PAUSE) => {}
                 () = cancel.cancelled() => return Ok(Err(Stopped::Cancelled)),
@@ -614,7 +615,7 @@ async fn leak(
         } else {
             tokio::task::yield_now().await;
         }
-        sent = end;
+        done = end;
     }
     Ok(Ok(()))
 }

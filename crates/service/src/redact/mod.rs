@@ -118,7 +118,7 @@ impl std::fmt::Debug for Redactor {
             .field("enabled", &self.is_enabled())
             .field("rules", &self.rules)
             .field("secrets", &self.secrets)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
