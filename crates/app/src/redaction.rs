@@ -261,7 +261,9 @@ mod tests {
             kind: "Bad".to_owned(),
             regex: "x+".to_owned(),
         });
-        let error = super::redactor(&config, Vec::new()).unwrap_err().to_string();
+        let error = super::redactor(&config, Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("[redaction]"), "{error}");
     }
 }
