@@ -128,13 +128,23 @@ impl Redactor {
         if !settings.enabled {
             return Ok(Self::disabled());
         }
-        let mut sources: Vec<(String, String, f64)> = Vec::new();
+        let mut sources: Vec<Source> = Vec::new();
         for rule in &settings.patterns {
             check_kind(&rule.kind)?;
-            sources.push((rule.kind.clone(), rule.regex.clone(), 0.0));
+            sources.push(Source {
+                kind: rule.kind.clone(),
+                regex: rule.regex.clone(),
+                min_entropy: 0.0,
+                letters_and_digits: false,
+            });
         }
         for rule in rules::builtin() {
-            sources.push((rule.kind, rule.regex, rule.entropy.unwrap_or(0.0)));
+            sources.push(Source {
+                kind: rule.kind,
+                regex: rule.regex,
+                min_entropy: rule.entropy.unwrap_or(0.0),
+                letters_and_digits: rule.letters_and_digits,
+            });
         }
         let patterns = compile_patterns(&sources)?;
         let exact = compile_exact(&settings.secrets)?;
@@ -257,10 +267,24 @@ fn syntax_config() -> syntax::Config {
     syntax::Config::new()
 }
 
-/// Compiles the rules (`(kind, regex, least entropy)`), in priority order.
-fn compile_patterns(sources: &[(String, String, f64)]) -> Result<Patterns, RedactionError> {
+/// A rule to compile.
+struct Source {
+    kind: String,
+    regex: String,
+    min_entropy: f64,
+    letters_and_digits: bool,
+}
+
+/// Compiles the rules, in priority order.
+fn compile_patterns(sources: &[Source]) -> Result<Patterns, RedactionError> {
     let mut rules = Vec::with_capacity(sources.len());
-    for (kind, regex, min_entropy) in sources {
+    for Source {
+        kind,
+        regex,
+        min_entropy,
+        letters_and_digits,
+    } in sources
+    {
         let alone = meta::Regex::builder()
             .syntax(syntax_config())
             .build(regex)
@@ -301,9 +325,10 @@ fn compile_patterns(sources: &[(String, String, f64)]) -> Result<Patterns, Redac
             kind: Arc::from(kind.as_str()),
             capture,
             min_entropy: *min_entropy,
+            letters_and_digits: *letters_and_digits,
         });
     }
-    let regexes: Vec<&str> = sources.iter().map(|(_, regex, _)| regex.as_str()).collect();
+    let regexes: Vec<&str> = sources.iter().map(|source| source.regex.as_str()).collect();
     let search = meta::Regex::builder()
         .syntax(syntax_config())
         .configure(meta::Config::new().match_kind(MATCH_KIND))

@@ -20,6 +20,8 @@ pub(super) struct BuiltinRule {
     pub(super) regex: String,
     #[serde(default)]
     pub(super) entropy: Option<f64>,
+    #[serde(default)]
+    pub(super) letters_and_digits: bool,
     /// Checked by the tests only.
     #[cfg_attr(not(test), expect(dead_code, reason = "the tests check the examples"))]
     pub(super) examples: Vec<Example>,

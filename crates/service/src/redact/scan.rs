@@ -36,6 +36,8 @@ pub(super) struct Rule {
     pub(super) capture: Option<meta::Regex>,
     /// The least entropy (bits per character) of a redacted value; 0 for any.
     pub(super) min_entropy: f64,
+    /// A redacted value must hold an ASCII letter and a digit.
+    pub(super) letters_and_digits: bool,
 }
 
 /// The rules' regular expressions.
@@ -216,7 +218,11 @@ impl Scanner {
             }
         }
         let value = &hay[secret.0..secret.1];
-        let kept = self.allowed(value) || entropy(value) < rule.min_entropy;
+        let kept = self.allowed(value)
+            || entropy(value) < rule.min_entropy
+            || (rule.letters_and_digits
+                && !(value.bytes().any(|b| b.is_ascii_alphabetic())
+                    && value.bytes().any(|b| b.is_ascii_digit())));
         let kind = if rule.capture.is_some() {
             // `AWS_ACCESS_KEY_ID=AKIA...`: the value itself is a known value or
             // format, which says more than the assignment around it.

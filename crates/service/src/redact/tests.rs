@@ -116,11 +116,17 @@ fn placeholders_and_low_entropy_values_are_kept_but_random_ones_are_not() {
         "password=changemeplease",
         "token: aaaaaaaaaaaaaaaaaaaaaa",
         "API_KEY=${API_KEY}",
+        "secret_key = settings.SECRET_KEY",
+        "let api_key = config.get_api_key_value();",
+        "token_count = 123456789",
+        "password = request.form.get(\"password\")",
     ] {
         assert_eq!(redactor.redact_text(kept).0, kept);
     }
     let (text, _) = redactor.redact_text("API_KEY=Zx81-pQ0vNmr7Lw2 rest");
     assert_eq!(text, "API_KEY=[REDACTED:secret_assignment] rest");
+    let (text, _) = redactor.redact_text("password: Summer2024!");
+    assert_eq!(text, "password: [REDACTED:secret_assignment]");
 }
 
 fn with_secrets(secrets: &[(&str, &str)]) -> Redactor {
