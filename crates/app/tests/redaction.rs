@@ -38,8 +38,8 @@ struct Server {
 
 impl Server {
     /// Starts the binary over `database_url` with a config file that adds the
-    /// leaky profile, and waits until it is ready.
-    async fn start(database_url: &str, dir: tempfile::TempDir) -> Self {
+    /// leaky profile (and `extra` settings), and waits until it is ready.
+    async fn start(database_url: &str, dir: tempfile::TempDir, extra: &str) -> Self {
         let config = dir.path().join("tandem.toml");
         std::fs::write(
             &config,
@@ -55,6 +55,7 @@ impl Server {
 
                 [redaction]
                 env = ["ODD_SETTING"]
+                {extra}
                 "#,
                 binary = env!("CARGO_BIN_EXE_tandem"),
             ),
@@ -186,7 +187,7 @@ fn expected_message(prompt: &str) -> String {
 
 /// Runs the scenario against a server over `database_url`; returns the log.
 async fn leaky_session(database_url: &str, dir: tempfile::TempDir) -> String {
-    let server = Server::start(database_url, dir).await;
+    let server = Server::start(database_url, dir, "").await;
     let api = Client::new(&server.base);
     let created = api
         .post(
@@ -416,4 +417,46 @@ async fn an_agents_secrets_never_reach_a_postgres_row(
         "the rows are there"
     );
     assert_clean("the Postgres rows", &stored);
+}
+
+#[tokio::test]
+async fn turned_off_redaction_is_said_at_start_and_lets_everything_through() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", db_dir.path().join("tandem.db").display());
+    let server = Server::start(&url, dir, "enabled = false").await;
+    let api = Client::new(&server.base);
+    let created = api
+        .post(
+            "/v1/sessions",
+            ADMIN_KEY,
+            json!({ "mode": "prompt_direct" }),
+            201,
+        )
+        .await;
+    let path = format!("/v1/sessions/{}", text(&created, "/session/id"));
+    let host = text(&created, "/host/token").to_owned();
+    let mut stream = open(&server.base, &format!("{path}/events"), Some(&host), None).await;
+    api.post(
+        &format!("{path}/prompts"),
+        &host,
+        json!({ "text": "/leak" }),
+        201,
+    )
+    .await;
+    let mut streamed = String::new();
+    loop {
+        let event = next(&mut stream).await.expect("the stream stays open");
+        streamed.push_str(&event.data);
+        if event.event == "prompt.completed" {
+            break;
+        }
+    }
+    assert!(
+        streamed.contains(&FakeSecrets::new().stripe),
+        "shown as sent"
+    );
+    assert!(!streamed.contains("REDACTED"));
+    let log = server.stop().await;
+    assert!(log.contains("REDACTION IS OFF"), "{log}");
 }
