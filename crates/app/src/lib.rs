@@ -134,9 +134,18 @@ fn server_secrets() -> Vec<String> {
 /// The redactor of agent output, from `[redaction]` and the secrets the server
 /// knows of; says at start what it does, loudly when it is off.
 fn redactor(config: &Config) -> anyhow::Result<Arc<tandem_service::Redactor>> {
-    let (redactor, unset) = redaction::redactor(config, redaction::server_env())?;
-    for name in unset {
-        tracing::warn!(variable = %name, "[redaction] env names a variable that is not set");
+    let (redactor, unused) = redaction::redactor(config, redaction::server_env())?;
+    for unused in unused {
+        match unused {
+            redaction::Unused::Unset(name) => {
+                tracing::warn!(variable = %name, "[redaction] env names a variable that is not set");
+            }
+            redaction::Unused::TooShort(name) => tracing::warn!(
+                variable = %name,
+                min_chars = redaction::MIN_NAMED_SECRET_LEN,
+                "[redaction] env names a variable whose value is too short to redact"
+            ),
+        }
     }
     if redactor.is_enabled() {
         tracing::info!(

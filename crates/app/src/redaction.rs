@@ -15,6 +15,10 @@ use crate::config::{AgentProfile, Config};
 /// (`1`, `true`, `prod`) are too common to hide everywhere they appear.
 pub const MIN_IMPLICIT_SECRET_LEN: usize = 8;
 
+/// The shortest value of a variable named in `[redaction] env`: a shorter one
+/// would blot out ordinary text (every `1` of the output).
+pub const MIN_NAMED_SECRET_LEN: usize = 4;
+
 /// Parts of variable names that mark a secret value (case does not matter).
 const SECRET_NAME_PARTS: [&str; 5] = ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD"];
 
@@ -87,13 +91,22 @@ fn looks_secret(name: &str) -> bool {
     SECRET_NAME_PARTS.iter().any(|part| name.contains(part))
 }
 
+/// A variable named in `[redaction] env` whose value is not redacted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unused {
+    /// It is not set (or not text).
+    Unset(String),
+    /// Its value is shorter than [`MIN_NAMED_SECRET_LEN`].
+    TooShort(String),
+}
+
 /// The redactor of `config`, knowing the secrets of `config` and of the
-/// server's environment `env`. Names in `[redaction] env` that are not set are
-/// returned, for a warning.
+/// server's environment `env`; with the variables named in `[redaction] env`
+/// that it could not use, for a warning.
 pub fn redactor(
     config: &Config,
     env: impl IntoIterator<Item = (String, String)>,
-) -> anyhow::Result<(Redactor, Vec<String>)> {
+) -> anyhow::Result<(Redactor, Vec<Unused>)> {
     let redaction = &config.redaction;
     let mut values: BTreeSet<String> = BTreeSet::new();
     for profile in config.agents.values() {
@@ -115,16 +128,19 @@ pub fn redactor(
         implicit(&mut values, password);
     }
     let mut named: BTreeSet<&str> = redaction.env.iter().map(String::as_str).collect();
+    let mut unused = Vec::new();
     for (name, value) in env {
         if named.remove(name.as_str()) {
-            if !value.is_empty() {
+            if value.chars().count() >= MIN_NAMED_SECRET_LEN {
                 values.insert(value);
+            } else {
+                unused.push(Unused::TooShort(name));
             }
         } else if looks_secret(&name) {
             implicit(&mut values, &value);
         }
     }
-    let unset = named.into_iter().map(str::to_owned).collect();
+    unused.extend(named.into_iter().map(|name| Unused::Unset(name.to_owned())));
     let settings = RedactionSettings {
         enabled: redaction.enabled,
         patterns: redaction.patterns.clone(),
@@ -139,7 +155,7 @@ pub fn redactor(
     };
     let redactor =
         Redactor::new(&settings).map_err(|error| anyhow::anyhow!("[redaction]: {error}"))?;
-    Ok((redactor, unset))
+    Ok((redactor, unused))
 }
 
 /// Takes `value` for a secret if it is long enough to be told from ordinary text.
@@ -186,7 +202,11 @@ mod tests {
             AgentProfileName::parse("gemini").expect("name"),
             AgentProfile::Acp(acp),
         );
-        config.redaction.env = vec!["ODD_NAME".to_owned(), "NOT_SET".to_owned()];
+        config.redaction.env = vec![
+            "ODD_NAME".to_owned(),
+            "ODD_TOO".to_owned(),
+            "NOT_SET".to_owned(),
+        ];
         config
     }
 
@@ -197,6 +217,7 @@ mod tests {
             ("API_KEY", "short"),
             ("HOME", "/home/someone-long-enough"),
             ("ODD_NAME", "odd"),
+            ("ODD_TOO", "odd-1"),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
@@ -205,14 +226,21 @@ mod tests {
 
     #[test]
     fn known_secrets_come_from_profiles_secret_looking_variables_and_named_ones() {
-        let (redactor, unset) = redactor(&config(), env()).expect("builds");
-        assert_eq!(unset, ["NOT_SET"]);
+        let (redactor, unused) = redactor(&config(), env()).expect("builds");
+        assert_eq!(
+            unused,
+            [
+                Unused::TooShort("ODD_NAME".to_owned()),
+                Unused::Unset("NOT_SET".to_owned()),
+            ]
+        );
         for (secret, redacted) in [
             ("gem-key-0123456789", true),
             ("gh-value-abcdefgh", true),
             ("lowercase-name-value", true),
             ("db-pass-9876", true),
-            ("odd", true),
+            ("odd-1", true),
+            ("odd", false),
             ("short", false),
             ("/home/someone-long-enough", false),
         ] {
