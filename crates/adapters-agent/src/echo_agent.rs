@@ -8,16 +8,7 @@ use std::time::Duration;
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::v1::schema::{
-    AgentCapabilities, AuthMethod, AuthMethodAgent, AuthenticateRequest, AuthenticateResponse,
-    AvailableCommand, AvailableCommandInput, AvailableCommandsUpdate, CancelNotification,
-    ContentBlock, ContentChunk, CurrentModeUpdate, Implementation, InitializeRequest,
-    InitializeResponse, LoadSessionRequest, LoadSessionResponse, NewSessionRequest,
-    NewSessionResponse, PermissionOption, PermissionOptionKind, Plan, PlanEntry, PlanEntryPriority,
-    PlanEntryStatus, PromptRequest, PromptResponse, RequestPermissionOutcome,
-    RequestPermissionRequest, SessionInfoUpdate, SessionMode, SessionModeState,
-    SessionNotification, SessionUpdate, SetSessionModeRequest, SetSessionModeResponse, StopReason,
-    TextContent, ToolCall, ToolCallStatus, ToolCallUpdate, ToolCallUpdateFields, ToolKind,
-    UnstructuredCommandInput,
+    AgentCapabilities, AuthenticateRequest, AuthenticateResponse, AuthMethod, AuthMethodAgent, AvailableCommand, AvailableCommandInput, AvailableCommandsUpdate, CancelNotification, ContentBlock, ContentChunk, CurrentModeUpdate, Diff, Implementation, InitializeRequest, InitializeResponse, LoadSessionRequest, LoadSessionResponse, NewSessionRequest, NewSessionResponse, PermissionOption, PermissionOptionKind, Plan, PlanEntry, PlanEntryPriority, PlanEntryStatus, PromptRequest, PromptResponse, RequestPermissionOutcome, RequestPermissionRequest, SessionInfoUpdate, SessionMode, SessionModeState, SessionNotification, SessionUpdate, SetSessionModeRequest, SetSessionModeResponse, StopReason, TextContent, ToolCall, ToolCallContent, ToolCallLocation, ToolCallStatus, ToolCallUpdate, ToolCallUpdateFields, ToolKind, UnstructuredCommandInput,
 };
 use agent_client_protocol::{Agent, ByteStreams, Client, Error};
 use serde::{Deserialize, Serialize};
@@ -26,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 /// The id of the one tool call a turn reports.
 const TOOL_CALL_ID: &str = "echo-1";
+/// The id of the tool call `/leak` reports.
+const LEAK_TOOL_CALL_ID: &str = "leak-1";
 /// The exit status of `/crash`.
 const CRASH_STATUS: i32 = 17;
 const MAX_SLOW_MS: u64 = 60_000;
@@ -550,6 +543,9 @@ struct Script {
     recall: bool,
     /// Switch to this mode first (`/mode`).
     mode: Option<Mode>,
+    /// `/leak [NAME...]`: print fake secrets (and the values of these
+    /// environment variables) everywhere an agent can.
+    leak: Option<Vec<String>>,
 }
 
 impl Script {
@@ -583,6 +579,7 @@ impl Script {
                         script.mode = Some(mode);
                     }
                 }
+                Some("/leak") => script.leak = Some(words.map(str::to_owned).collect()),
                 _ => {}
             }
         }
@@ -693,12 +690,16 @@ async fn stream_turn(
         ),
     ])))?;
     if script.fail {
-        return Err(Error::internal_error().data("the echo agent was told to fail (/fail)"));
+        let mut why = "the echo agent was told to fail (/fail)".to_owned();
+        if script.leak.is_some() {
+            why = format!("{why} with GITHUB_TOKEN={}", FakeSecrets::new().github);
+        }
+        return Err(Error::internal_error().data(why));
     }
     let mut tool_call = true;
     if script.permission {
         let answer = tokio::select! {
-            answer = ask_permission(cx, session_id) => answer?,
+            answer = ask_permission(cx, session_id, script.leak.is_some()) => answer?,
             () = cancel.cancelled() => return Ok(Err(Stopped::Cancelled)),
         };
         tool_call = answer == "allow";
@@ -724,6 +725,11 @@ async fn stream_turn(
         finished.reply.push_str(&recalled);
         send(message(recalled))?;
     }
+    if let Some(names) = &script.leak
+        && let Err(stopped) = leak(&send, names, script.crash, cancel).await?
+    {
+        return Ok(Err(stopped));
+    }
     let chunks = script.chunks(text);
     let last = chunks.len().saturating_sub(1);
     let began = tokio::time::Instant::now();
@@ -738,7 +744,7 @@ async fn stream_turn(
         finished.reply.push_str(&chunk);
         send(message(chunk))?;
         if script.crash {
-            crash().await;
+            crash(script.leak.is_some()).await;
         }
         if let Some(rate) = script.rate {
             // Chunk `index + 1` is due at (index + 1) / rate seconds. Sleeping
@@ -764,7 +770,7 @@ async fn stream_turn(
         }
     }
     if script.crash {
-        crash().await;
+        crash(script.leak.is_some()).await;
     }
     if tool_call {
         send(SessionUpdate::ToolCallUpdate(ToolCallUpdate::new(
@@ -782,17 +788,25 @@ fn paced(sent: usize, rate: u64) -> Duration {
 }
 
 /// Asks the client whether the tool may run; the chosen option's id, or
-/// `cancelled`.
-async fn ask_permission(cx: &ConnectionTo<Client>, session_id: &str) -> Result<String, Error> {
+/// `cancelled`. With `/leak`, the tool call shows a secret.
+async fn ask_permission(
+    cx: &ConnectionTo<Client>,
+    session_id: &str,
+    leak: bool,
+) -> Result<String, Error> {
+    let mut fields = ToolCallUpdateFields::new()
+        .title("Echo the prompt".to_owned())
+        .kind(ToolKind::Other)
+        .status(ToolCallStatus::Pending);
+    if leak {
+        let fake = FakeSecrets::new();
+        fields = fields
+            .title(format!("Deploy with {}", fake.aws_access_key))
+            .raw_input(serde_json::json!({ "command": "deploy", "token": fake.github }));
+    }
     let request = RequestPermissionRequest::new(
         session_id.to_owned(),
-        ToolCallUpdate::new(
-            TOOL_CALL_ID,
-            ToolCallUpdateFields::new()
-                .title("Echo the prompt".to_owned())
-                .kind(ToolKind::Other)
-                .status(ToolCallStatus::Pending),
-        ),
+        ToolCallUpdate::new(TOOL_CALL_ID, fields),
         vec![
             PermissionOption::new("allow", "Allow", PermissionOptionKind::AllowOnce),
             PermissionOption::new("reject", "Reject", PermissionOptionKind::RejectOnce),
@@ -821,11 +835,236 @@ fn thought(text: &str) -> SessionUpdate {
 }
 
 /// `/crash`: leave mid-turn without answering. The short pause lets the chunk
-/// already sent reach the client.
-async fn crash() -> ! {
+/// already sent reach the client. With `/leak`, stderr quotes a secret.
+async fn crash(leak: bool) -> ! {
     tokio::time::sleep(Duration::from_millis(20)).await;
-    eprintln!("echo agent: crashing as told");
+    if leak {
+        eprintln!(
+            "echo agent: crashing as told; AWS_ACCESS_KEY_ID={}",
+            FakeSecrets::new().aws_access_key
+        );
+    } else {
+        eprintln!("echo agent: crashing as told");
+    }
     std::process::exit(CRASH_STATUS);
+}
+
+/// How many bytes each message chunk of `/leak` carries: every secret is cut
+/// across several chunks.
+const LEAK_CHUNK_BYTES: usize = 5;
+
+/// How long `/leak` pauses in the middle of the AWS key: longer than the
+/// server's coalescing interval, so that a flush falls inside the key.
+const LEAK_PAUSE: Duration = Duration::from_millis(250);
+
+/// Realistic fake credentials, the same in every run. Built at run time from a
+/// fixed seed, so that this file holds none for secret scanners to flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeSecrets {
+    pub aws_access_key: String,
+    pub github: String,
+    pub slack: String,
+    pub stripe: String,
+    pub jwt: String,
+    pub tandem_token: String,
+    /// The password of a database URL the agent prints.
+    pub database_password: String,
+    /// A whole PEM private key block.
+    pub private_key: String,
+}
+
+impl FakeSecrets {
+    /// The fake secrets `/leak` prints.
+    pub fn new() -> Self {
+        const UPPER32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        const HEX: &[u8] = b"0123456789abcdef";
+        const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut fake = Fake(0x7a6e_6465_6d5f_6c65);
+        let key_lines: Vec<String> = (0..4).map(|_| fake.chars(B64, 64)).collect();
+        Self {
+            aws_access_key: format!("{}{}", "AK", "IA") + &fake.chars(UPPER32, 16),
+            github: format!("{}{}", "gh", "p_") + &fake.chars(ALNUM, 36),
+            slack: format!(
+                "{}{}-{}-{}",
+                "xox",
+                "b-",
+                fake.chars(b"0123456789", 12),
+                fake.chars(ALNUM, 24)
+            ),
+            stripe: format!("{}{}", "sk_li", "ve_") + &fake.chars(ALNUM, 24),
+            jwt: format!(
+                "{}{}.{}{}.{}",
+                "ey",
+                "JhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9",
+                "ey",
+                "JzdWIiOiJsZWFrLWRlbW8iLCJyb2xlIjoiYWRtaW4ifQ",
+                fake.chars(URL, 43)
+            ),
+            tandem_token: format!("{}{}", "tdm_", "key_") + &fake.chars(HEX, 64),
+            database_password: fake.chars(ALNUM, 20),
+            private_key: format!(
+                "-----BEGIN RSA {}-----\n{}\n-----END RSA {}-----",
+                "PRIVATE KEY",
+                key_lines.join("\n"),
+                "PRIVATE KEY"
+            ),
+        }
+    }
+
+    /// Every secret, with the kind the server's redactor reports for it.
+    pub fn all(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("aws_access_key", &self.aws_access_key),
+            ("github_token", &self.github),
+            ("slack_token", &self.slack),
+            ("stripe_key", &self.stripe),
+            ("jwt", &self.jwt),
+            ("tandem_token", &self.tandem_token),
+            ("url_password", &self.database_password),
+            ("private_key", &self.private_key),
+        ]
+    }
+
+    /// The message `/leak` prints, `env` being the environment variables it
+    /// was asked for, with their values (`None` when not set).
+    pub fn message(&self, env: &[(String, Option<String>)]) -> String {
+        let mut text = format!(
+            "Here is what I found in the environment.\n\
+             AWS_ACCESS_KEY_ID={}\n\
+             GITHUB_TOKEN={}\n\
+             SLACK_BOT_TOKEN={} (for the bot)\n\
+             DATABASE_URL=postgres://app:{}@db.internal:5432/app\n\
+             An API key of this server: {}.\n\
+             The deploy key:\n{}\n",
+            self.aws_access_key,
+            self.github,
+            self.slack,
+            self.database_password,
+            self.tandem_token,
+            self.private_key
+        );
+        for (name, value) in env {
+            let line = match value {
+                Some(value) => format!("{name}={value}\n"),
+                None => format!("{name} is not set\n"),
+            };
+            text.push_str(&line);
+        }
+        text.push_str("That is all I could find.\n");
+        text
+    }
+
+    /// The thought `/leak` has first.
+    pub fn thought(&self) -> String {
+        format!("The billing key {} must not be shown.", self.stripe)
+    }
+}
+
+impl Default for FakeSecrets {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A deterministic source of fake characters (splitmix64).
+struct Fake(u64);
+
+impl Fake {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn chars(&mut self, alphabet: &[u8], count: usize) -> String {
+        let len = u64::try_from(alphabet.len()).unwrap_or(u64::MAX);
+        (0..count)
+            .map(|_| {
+                let index = usize::try_from(self.next() % len).unwrap_or(0);
+                char::from(alphabet[index])
+            })
+            .collect()
+    }
+}
+
+/// `/leak`: fake secrets in a thought, a plan, a tool call and its result, and
+/// a message cut into small chunks with a pause inside the AWS key; `names` are
+/// environment variables whose values the message prints too.
+async fn leak(
+    send: &impl Fn(SessionUpdate) -> Result<(), Error>,
+    names: &[String],
+    crash_after: bool,
+    cancel: &CancellationToken,
+) -> Result<Result<(), Stopped>, Error> {
+    let fake = FakeSecrets::new();
+    send(thought(&fake.thought()))?;
+    send(SessionUpdate::Plan(Plan::new(vec![PlanEntry::new(
+        format!("Rotate the AWS key {} after the demo", fake.aws_access_key),
+        PlanEntryPriority::High,
+        PlanEntryStatus::Pending,
+    )])))?;
+    send(SessionUpdate::ToolCall(
+        ToolCall::new(
+            LEAK_TOOL_CALL_ID,
+            format!("Read .env (GITHUB_TOKEN={})", fake.github),
+        )
+        .kind(ToolKind::Read)
+        .status(ToolCallStatus::InProgress)
+        .raw_input(serde_json::json!({ "path": ".env", "env": { "GITHUB_TOKEN": fake.github } }))
+        .locations(vec![ToolCallLocation::new(format!(
+            "/tmp/{}.log",
+            fake.slack
+        ))]),
+    ))?;
+    send(SessionUpdate::ToolCallUpdate(ToolCallUpdate::new(
+        LEAK_TOOL_CALL_ID,
+        ToolCallUpdateFields::new()
+            .status(ToolCallStatus::Completed)
+            .content(vec![
+                ToolCallContent::from(format!("STRIPE_KEY={}\nJWT={}\n", fake.stripe, fake.jwt)),
+                ToolCallContent::from(
+                    Diff::new("config/secrets.yml", format!("token: {}\n", fake.jwt))
+                        .old_text("token: changeme\n".to_owned()),
+                ),
+            ])
+            .raw_output(serde_json::json!({ "stdout": fake.private_key })),
+    )))?;
+    let env: Vec<(String, Option<String>)> = names
+        .iter()
+        .map(|name| (name.clone(), std::env::var(name).ok()))
+        .collect();
+    let text = fake.message(&env);
+    let pause_at = text
+        .find(&fake.aws_access_key)
+        .map_or(0, |at| at + fake.aws_access_key.len() / 2);
+    let mut done = 0;
+    while done < text.len() {
+        if cancel.is_cancelled() {
+            return Ok(Err(Stopped::Cancelled));
+        }
+        let mut end = (done + LEAK_CHUNK_BYTES).min(text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        send(message(text[done..end].to_owned()))?;
+        if crash_after {
+            crash(true).await;
+        }
+        if done < pause_at && pause_at <= end {
+            tokio::select! {
+                () = tokio::time::sleep(LEAK_PAUSE) => {}
+                () = cancel.cancelled() => return Ok(Err(Stopped::Cancelled)),
+            }
+        } else {
+            tokio::task::yield_now().await;
+        }
+        done = end;
+    }
+    Ok(Ok(()))
 }
 
 #[cfg(test)]
@@ -848,9 +1087,14 @@ mod tests {
                 rate: Some(5000),
                 recall: true,
                 mode: Some(Mode::Shout),
+                leak: None,
             }
         );
         assert_eq!(Script::parse("/mode yell").mode, None);
+        assert_eq!(
+            Script::parse("/leak DEMO_KEY OTHER").leak,
+            Some(vec!["DEMO_KEY".to_owned(), "OTHER".to_owned()])
+        );
         assert_eq!(Script::parse("/rate 0").rate, None);
         assert_eq!(Script::parse("say /fail please"), Script::default());
         assert_eq!(Script::parse("/slow soon"), Script::default());
@@ -915,5 +1159,28 @@ mod tests {
     fn burst_chunks_count_up() {
         let script = Script::parse("/burst 3");
         assert_eq!(script.chunks("ignored"), ["0 ", "1 ", "2 "]);
+    }
+
+    #[test]
+    fn the_fake_secrets_are_fixed_and_the_message_prints_them_all() {
+        let fake = FakeSecrets::new();
+        assert_eq!(fake, FakeSecrets::new(), "the same in every run");
+        assert_eq!(fake.aws_access_key.len(), 20);
+        assert_eq!(fake.github.len(), 40);
+        let message = fake.message(&[
+            ("DEMO_API_KEY".to_owned(), Some("demo-value-123".to_owned())),
+            ("NOPE".to_owned(), None),
+        ]);
+        for (kind, secret) in fake.all() {
+            let printed = match kind {
+                "stripe_key" => fake.thought().contains(secret),
+                // In the tool call's result only.
+                "jwt" => !message.contains(secret),
+                _ => message.contains(secret),
+            };
+            assert!(printed, "{kind}");
+        }
+        assert!(message.contains("DEMO_API_KEY=demo-value-123\n"));
+        assert!(message.contains("NOPE is not set\n"));
     }
 }

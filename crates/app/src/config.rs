@@ -13,6 +13,8 @@ use tandem_agent::{AcpProfile, Cleanup, OpenAiProfile, WorkspaceConfig};
 use tandem_domain::{AgentProfileName, TextLimits};
 use tandem_service::RunnerConfig;
 
+use crate::redaction::{FileRedaction, RedactionConfig};
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -60,6 +62,8 @@ pub struct Config {
     pub webhooks: WebhookSettings,
     /// How connections are served: deadlines, the connection cap, head limits.
     pub connections: Connections,
+    /// What is redacted from agent output (`[redaction]`).
+    pub redaction: RedactionConfig,
 }
 
 /// Outbound webhooks' settings.
@@ -204,6 +208,7 @@ impl fmt::Debug for Config {
             .field("stream_keep_alive", &self.stream_keep_alive)
             .field("webhooks", &self.webhooks)
             .field("connections", &self.connections)
+            .field("redaction", &self.redaction)
             .finish()
     }
 }
@@ -261,6 +266,7 @@ impl Config {
             stream_keep_alive: tandem_http::HttpConfig::default().keep_alive,
             webhooks: WebhookSettings::default(),
             connections: Connections::default(),
+            redaction: RedactionConfig::default(),
         }
     }
 
@@ -375,6 +381,9 @@ pub struct FileConfig {
     /// `[agents.NAME]`: agent profiles, added to the built-in `echo`.
     #[serde(default)]
     pub agents: BTreeMap<String, FileAgent>,
+    /// `[redaction]`: what is redacted from agent output.
+    #[serde(default)]
+    pub redaction: FileRedaction,
 }
 
 /// `[agents.NAME]`: how to run one agent profile.
@@ -619,6 +628,7 @@ impl FileConfig {
             config.default_agent = AgentProfileName::parse(&name)
                 .map_err(|e| anyhow::anyhow!("default_agent: {e}"))?;
         }
+        self.redaction.apply(&mut config.redaction);
         Ok(())
     }
 }

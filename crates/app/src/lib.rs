@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod prometheus;
+pub mod redaction;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -15,7 +16,8 @@ use tandem_agent::{AcpExecutor, OpenAiExecutor};
 use tandem_ports::{AgentExecutor, Clock, EventBus, SessionStore, SystemClock};
 use tandem_postgres::{PostgresEventBus, PostgresStore};
 use tandem_service::{
-    Agents, CreatedApiKey, LocalEventBus, PromptRunner, ServiceConfig, Tandem, WebhookDispatcher,
+    Agents, CreatedApiKey, LocalEventBus, PromptRunner, RunnerConfig, ServiceConfig, Tandem,
+    WebhookDispatcher,
 };
 use tandem_sqlite::SqliteStore;
 use tokio::net::TcpListener;
@@ -130,6 +132,37 @@ fn server_secrets() -> Vec<String> {
         .collect()
 }
 
+/// The redactor of agent output, from `[redaction]` and the secrets the server
+/// knows of; says at start what it does, loudly when it is off.
+fn redactor(config: &Config) -> anyhow::Result<Arc<tandem_service::Redactor>> {
+    let (redactor, unused) = redaction::redactor(config, redaction::server_env())?;
+    for unused in unused {
+        match unused {
+            redaction::Unused::Unset(name) => {
+                tracing::warn!(variable = %name, "[redaction] env names a variable that is not set");
+            }
+            redaction::Unused::TooShort(name) => tracing::warn!(
+                variable = %name,
+                min_chars = redaction::MIN_NAMED_SECRET_LEN,
+                "[redaction] env names a variable whose value is too short to redact"
+            ),
+        }
+    }
+    if redactor.is_enabled() {
+        tracing::info!(
+            rules = redactor.rule_count(),
+            known_secrets = redactor.known_secret_count(),
+            "redacting secrets from agent output"
+        );
+    } else {
+        tracing::warn!(
+            "REDACTION IS OFF ([redaction] enabled = false): secrets that agents print are \
+             stored, streamed and shown to every participant as they are"
+        );
+    }
+    Ok(Arc::new(redactor))
+}
+
 /// A server ready to serve: store open and migrated, admin key bootstrapped,
 /// listener bound.
 #[derive(Debug)]
@@ -216,6 +249,7 @@ pub async fn build_with_clock(
 ) -> anyhow::Result<Server> {
     config.validate()?;
     let agents = agents(&config)?;
+    let redactor = redactor(&config)?;
     let public_url = config.public_url.trim_end_matches('/').to_owned();
     let sender = tandem_webhook::HttpWebhookSender::new(config.webhooks.outbound.clone())
         .context("cannot set up outbound webhooks")?;
@@ -230,7 +264,11 @@ pub async fn build_with_clock(
         .bootstrap_admin_key(config.bootstrap_admin_key.clone())
         .await
         .context("cannot bootstrap the admin API key")?;
-    let runner = PromptRunner::new(tandem.clone(), agents, config.runner.clone())
+    let runner_config = RunnerConfig {
+        redactor,
+        ..config.runner.clone()
+    };
+    let runner = PromptRunner::new(tandem.clone(), agents, runner_config)
         .await
         .context("cannot start the prompt runner")?;
     let work = WorkRuntime::start()?;

@@ -328,8 +328,17 @@ impl Settings {
 }
 
 fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    // The agent protocol crate traces every message whole: agent output before
+    // it is redacted, and prompt texts. Only an operator who names it gets that.
+    let named = std::env::var("RUST_LOG").is_ok_and(|spec| spec.contains("agent_client_protocol"));
+    if filter.max_level_hint() == Some(tracing_subscriber::filter::LevelFilter::TRACE)
+        && !named
+        && let Ok(directive) = "agent_client_protocol=debug".parse()
+    {
+        filter = filter.add_directive(directive);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -21,7 +21,7 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 
 use crate::report::{Report, Verdict};
-use crate::scenarios::{fanout, resume, startup, storm, writes};
+use crate::scenarios::{fanout, redaction, resume, startup, storm, writes};
 use crate::server::{Backend, Launcher, Server};
 use crate::stats::{millis, per_second, rate, thousands};
 
@@ -108,6 +108,8 @@ struct Sizes {
     missed: u64,
     storm_chunks: u64,
     storm_rate: u64,
+    /// Bytes of agent text the redaction micro-measure goes through.
+    redaction_bytes: usize,
     startup_runs: usize,
 }
 
@@ -126,6 +128,7 @@ impl Sizes {
             missed: 10_000,
             storm_chunks: 25_000,
             storm_rate: 5_000,
+            redaction_bytes: 32 << 20,
             startup_runs: 5,
         }
     }
@@ -144,6 +147,7 @@ impl Sizes {
             missed: 500,
             storm_chunks: 2_000,
             storm_rate: 2_000,
+            redaction_bytes: 256 << 10,
             startup_runs: 1,
         }
     }
@@ -598,7 +602,50 @@ async fn output_storm(
                 && outcome.logged_rows == outcome.rows,
         ),
     );
-    server.stop().await
+    server.stop().await?;
+    redaction_throughput(report, sizes);
+    Ok(())
+}
+
+/// The redactor's throughput on agent text, next to the storm it keeps up with.
+fn redaction_throughput(report: &mut Report, sizes: &Sizes) {
+    let outcome = redaction::run(sizes.redaction_bytes);
+    let megabytes = stats::float(u64::try_from(outcome.bytes).unwrap_or(u64::MAX)) / 1e6;
+    let name = "redaction (in process)";
+    report.add(
+        name,
+        "agent text streamed in 16-byte chunks, released every 4 KiB",
+        "reported",
+        format!(
+            "{:.1} MB/s ({megabytes:.1} MB in {}, {} secrets)",
+            megabytes / outcome.streamed.as_secs_f64().max(1e-9),
+            millis(outcome.streamed),
+            outcome.redacted
+        ),
+        Verdict::Info,
+    );
+    report.add(
+        name,
+        "the same text redacted whole",
+        "reported",
+        format!(
+            "{:.1} MB/s",
+            megabytes / outcome.whole.as_secs_f64().max(1e-9)
+        ),
+        Verdict::Info,
+    );
+    report.add(
+        name,
+        "streamed = whole",
+        "same text",
+        if outcome.consistent {
+            "same"
+        } else {
+            "DIFFERENT"
+        }
+        .to_owned(),
+        Verdict::check(outcome.consistent && outcome.redacted > 0),
+    );
 }
 
 async fn start_up(report: &mut Report, launcher: &Launcher, sizes: &Sizes) -> anyhow::Result<()> {

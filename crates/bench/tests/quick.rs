@@ -36,6 +36,7 @@ fn every_scenario_runs_and_checks_out_at_small_sizes() {
         "writes SQLite",
         "resume after 500",
         "agent storm",
+        "redaction (in process)",
         "start-up (SQLite)",
     ] {
         assert!(table.contains(scenario), "no {scenario} row in:\n{table}");

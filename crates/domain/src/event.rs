@@ -23,6 +23,7 @@ use crate::ids::{
 use crate::participant::{Participant, Role};
 use crate::permission_request::{PermissionCause, PermissionOption, PermissionOutcome};
 use crate::prompt::{Prompt, PromptStatus, StopReason};
+use crate::redaction::Redactions;
 use crate::session::{CloseReason, PermissionPolicy, Session, SessionMode, SessionStatus};
 use crate::text::{CommentText, DisplayName, PromptText, Summary, Title};
 
@@ -144,7 +145,8 @@ string_enum! {
 }
 
 /// One (coalesced) piece of agent output. `raw` is the agent's own JSON update; for
-/// coalesced text it is the first chunk's update carrying the merged text.
+/// coalesced text it is the first chunk's update carrying the merged text. Both
+/// are redacted alike; `redactions` counts what was taken out (left out if none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentOutput {
@@ -153,6 +155,8 @@ pub struct AgentOutput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     pub raw: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Redactions::is_empty")]
+    pub redactions: Redactions,
 }
 
 /// A session as `session.created` shows it.
@@ -327,6 +331,9 @@ pub enum EventPayload {
         tool_call: serde_json::Value,
         options: Vec<PermissionOption>,
         deadline: DateTime<Utc>,
+        /// What was redacted from the tool call and options (left out if none).
+        #[serde(default, skip_serializing_if = "Redactions::is_empty")]
+        redactions: Redactions,
     },
     #[serde(rename = "agent.permission_resolved")]
     AgentPermissionResolved {
@@ -342,7 +349,13 @@ pub enum EventPayload {
         stop_reason: StopReason,
     },
     #[serde(rename = "prompt.failed")]
-    PromptFailed { prompt_id: PromptId, error: String },
+    PromptFailed {
+        prompt_id: PromptId,
+        error: String,
+        /// What was redacted from the error text (left out if none).
+        #[serde(default, skip_serializing_if = "Redactions::is_empty")]
+        redactions: Redactions,
+    },
     #[serde(rename = "prompt.cancelled")]
     PromptCancelled {
         prompt_id: PromptId,

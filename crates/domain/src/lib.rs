@@ -19,6 +19,7 @@ pub mod invite;
 pub mod participant;
 pub mod permission_request;
 pub mod prompt;
+pub mod redaction;
 pub mod session;
 pub mod text;
 pub mod webhook;
@@ -48,6 +49,7 @@ pub use permission_request::{
     PermissionOutcome, PermissionRequest, PermissionResolution,
 };
 pub use prompt::{CancelOutcome, Prompt, PromptStatus, StopReason};
+pub use redaction::Redactions;
 pub use session::{
     CloseReason, Created, PermissionPolicy, Session, SessionEnd, SessionMode, SessionPatch,
     SessionSettings, SessionStatus,

@@ -12,6 +12,7 @@ use crate::event::{Actor, EventPayload, NewEvent};
 use crate::ids::{ParticipantId, PermissionRequestId, PromptId, SessionId};
 use crate::participant::Participant;
 use crate::prompt::{Prompt, PromptStatus};
+use crate::redaction::Redactions;
 use crate::session::{PermissionPolicy, Session};
 
 string_enum! {
@@ -133,7 +134,7 @@ pub struct PermissionRequest {
     pub version: u32,
 }
 
-/// The agent's request as it arrived.
+/// The agent's request as it arrived (after redaction).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PermissionAsk {
     pub id: PermissionRequestId,
@@ -141,6 +142,8 @@ pub struct PermissionAsk {
     pub options: Vec<PermissionOption>,
     /// How long the host has to answer under `ask_host`.
     pub timeout: TimeDelta,
+    /// What was redacted from the tool call and options, for the event.
+    pub redactions: Redactions,
 }
 
 impl PermissionRequest {
@@ -183,6 +186,7 @@ impl PermissionRequest {
                 tool_call: request.tool_call.clone(),
                 options: request.options.clone(),
                 deadline: request.deadline,
+                redactions: ask.redactions,
             },
         );
         let outcome = match session.permission_policy {

@@ -15,6 +15,7 @@ use crate::error::DomainError;
 use crate::event::{Actor, AgentOutput, EventPayload, NewEvent, PromptSnapshot};
 use crate::ids::{ParticipantId, PromptId, SessionId};
 use crate::participant::Participant;
+use crate::redaction::Redactions;
 use crate::session::Session;
 use crate::text::PromptText;
 
@@ -403,6 +404,17 @@ impl Prompt {
     /// The running prompt failed (agent error, crash, or an interrupted server).
     /// The error text is cut to `MAX_ERROR_BYTES`.
     pub fn fail(&self, error: &str, now: DateTime<Utc>) -> Result<Transition<Self>, DomainError> {
+        self.fail_redacted(error, Redactions::none(), now)
+    }
+
+    /// Like [`Prompt::fail`], for an error text the redactor already went
+    /// through (it may quote the agent): `redactions` says what it took out.
+    pub fn fail_redacted(
+        &self,
+        error: &str,
+        redactions: Redactions,
+        now: DateTime<Utc>,
+    ) -> Result<Transition<Self>, DomainError> {
         self.ensure_status(PromptStatus::Running, "failed")?;
         let error = truncate(error, MAX_ERROR_BYTES);
         let state = Self {
@@ -417,6 +429,7 @@ impl Prompt {
             EventPayload::PromptFailed {
                 prompt_id: self.id,
                 error,
+                redactions,
             },
         );
         Ok(Transition::new(state, event))

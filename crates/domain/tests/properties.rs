@@ -331,6 +331,7 @@ fn prompts(
                 kind: PermissionOptionKind::AllowOnce,
             }],
             timeout: TimeDelta::minutes(5),
+            redactions: tandem_domain::Redactions::none(),
         },
         t0(),
     )
@@ -770,6 +771,7 @@ fn apply(cast: &Cast, prompt: &Prompt, op: &Op, step: i64) -> Result<Outcome, Do
                 kind: tandem_domain::AgentOutputKind::Message,
                 text: Some("chunk".to_owned()),
                 raw: json!({"sessionUpdate": "agent_message_chunk"}),
+                redactions: tandem_domain::Redactions::none(),
             };
             prompt
                 .output(output, now)

@@ -17,7 +17,7 @@ use tandem_domain::{
     InviteId, InviteRole, InviteSettings, Joiner, NewEvent, Participant, ParticipantId,
     PermissionAnswer, PermissionAsk, PermissionCause, PermissionOption, PermissionOptionKind,
     PermissionOutcome, PermissionPolicy, PermissionRequest, PermissionRequestId, Prompt, PromptId,
-    PromptStatus, PromptText, Role, Seq, Session, SessionId, SessionMode, SessionPatch,
+    PromptStatus, PromptText, Redactions, Role, Seq, Session, SessionId, SessionMode, SessionPatch,
     SessionSettings, SessionStatus, StopReason, Summary, TextLimits, Title, Transition, Ttl,
     UserId, WorkspaceId,
 };
@@ -269,6 +269,7 @@ fn ask(options: Vec<PermissionOption>) -> PermissionAsk {
         tool_call: json!({"toolCallId": "call-1", "title": "cargo test", "kind": "execute"}),
         options,
         timeout: TimeDelta::minutes(5),
+        redactions: Redactions::none(),
     }
 }
 
@@ -1976,6 +1977,7 @@ fn a_running_prompt_reports_agent_output() {
         kind: AgentOutputKind::Message,
         text: Some("Hello".to_owned()),
         raw: json!({"sessionUpdate": "agent_message_chunk", "content": {"text": "Hello"}}),
+        redactions: Redactions::none(),
     };
     let event = prompt.output(output.clone(), at(9)).expect("reports");
     assert_eq!(event.actor, Actor::Agent);
@@ -2087,6 +2089,7 @@ fn a_failure_keeps_its_error() {
         EventPayload::PromptFailed {
             prompt_id: prompt.id,
             error: "agent exited with status 1".to_owned(),
+            redactions: Redactions::none(),
         }
     );
 }
@@ -2107,6 +2110,7 @@ fn a_long_error_is_cut_at_max_error_bytes() {
         EventPayload::PromptFailed {
             prompt_id: prompt.id,
             error: long[..MAX_ERROR_BYTES].to_owned(),
+            redactions: Redactions::none(),
         }
     );
 }
@@ -2362,6 +2366,7 @@ fn under_ask_host_a_request_stays_open_for_the_host() {
             tool_call: ask(vec![]).tool_call,
             options: all_options(),
             deadline: at(10 + 5 * MINUTE),
+            redactions: Redactions::none(),
         }
     );
 }
@@ -2934,8 +2939,17 @@ fn prompt_payloads() -> Vec<(EventPayload, &'static [&'static str])> {
             EventPayload::PromptFailed {
                 prompt_id,
                 error: "boom".to_owned(),
+                redactions: Redactions::none(),
             },
             &["error", "promptId"],
+        ),
+        (
+            EventPayload::PromptFailed {
+                prompt_id,
+                error: "exit 1: token=[REDACTED:github_token]".to_owned(),
+                redactions: redactions(&[("github_token", 1)]),
+            },
+            &["error", "promptId", "redactions"],
         ),
         (
             EventPayload::PromptCancelled {
@@ -2954,6 +2968,14 @@ fn prompt_payloads() -> Vec<(EventPayload, &'static [&'static str])> {
     ]
 }
 
+fn redactions(counts: &[(&str, u32)]) -> Redactions {
+    let mut redactions = Redactions::none();
+    for (kind, count) in counts {
+        redactions.add(kind, *count);
+    }
+    redactions
+}
+
 fn agent_payloads() -> Vec<(EventPayload, &'static [&'static str])> {
     let prompt_id = PromptId::from_uuid(uuid(100));
     let request_id = PermissionRequestId::from_uuid(uuid(500));
@@ -2964,8 +2986,19 @@ fn agent_payloads() -> Vec<(EventPayload, &'static [&'static str])> {
                 kind: AgentOutputKind::Thought,
                 text: Some("thinking".to_owned()),
                 raw: json!({"sessionUpdate": "agent_thought_chunk", "snake_key": [1, 2]}),
+                redactions: Redactions::none(),
             }),
             &["kind", "promptId", "raw", "text"],
+        ),
+        (
+            EventPayload::AgentOutput(AgentOutput {
+                prompt_id,
+                kind: AgentOutputKind::Message,
+                text: Some("key [REDACTED:aws_access_key]".to_owned()),
+                raw: json!({"content": {"text": "key [REDACTED:aws_access_key]"}}),
+                redactions: redactions(&[("aws_access_key", 1)]),
+            }),
+            &["kind", "promptId", "raw", "redactions", "text"],
         ),
         (
             EventPayload::AgentOutput(AgentOutput {
@@ -2973,6 +3006,7 @@ fn agent_payloads() -> Vec<(EventPayload, &'static [&'static str])> {
                 kind: AgentOutputKind::Plan,
                 text: None,
                 raw: json!({"entries": []}),
+                redactions: Redactions::none(),
             }),
             &["kind", "promptId", "raw"],
         ),
@@ -2983,6 +3017,7 @@ fn agent_payloads() -> Vec<(EventPayload, &'static [&'static str])> {
                 tool_call: json!({"toolCallId": "c1", "raw_input": {"cmd": "ls"}}),
                 options: all_options(),
                 deadline: at(MINUTE),
+                redactions: Redactions::none(),
             },
             &["deadline", "options", "promptId", "requestId", "toolCall"],
         ),
@@ -3118,13 +3153,14 @@ fn is_camel_case(key: &str) -> bool {
 }
 
 /// Every key of Tandem's own JSON is camelCase; the agent's raw JSON (`raw`,
-/// `toolCall`) is kept as the agent sent it and not checked.
+/// `toolCall`) is kept as the agent sent it and not checked, nor are the
+/// redaction kinds (`redactions`), which are names of data.
 fn assert_camel_case_keys(value: &Value, path: &str) {
     match value {
         Value::Object(map) => {
             for (key, inner) in map {
                 assert!(is_camel_case(key), "{path}.{key} is not camelCase");
-                if key != "raw" && key != "toolCall" {
+                if key != "raw" && key != "toolCall" && key != "redactions" {
                     assert_camel_case_keys(inner, &format!("{path}.{key}"));
                 }
             }

@@ -12,9 +12,9 @@ use tandem_domain::{
     Actor, AgentOutput, AgentOutputKind, ApiKey, ApiKeyId, ApiKeyName, CloseReason, Comment,
     CommentId, CommentText, EventPayload, InviteRole, NewEvent, ParticipantId, PermissionAsk,
     PermissionCause, PermissionOption, PermissionOptionKind, PermissionOutcome, PermissionPolicy,
-    PermissionRequest, PermissionRequestId, Prompt, PromptStatus, Scope, Seq, SessionId,
-    SessionMode, SessionPatch, SessionSettings, SessionStatus, StopReason, Summary, TextLimits,
-    Title, Ttl, WorkspaceId,
+    PermissionRequest, PermissionRequestId, Prompt, PromptStatus, Redactions, Scope, Seq,
+    SessionId, SessionMode, SessionPatch, SessionSettings, SessionStatus, StopReason, Summary,
+    TextLimits, Title, Ttl, WorkspaceId,
 };
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -1329,6 +1329,7 @@ pub async fn permission_requests_round_trip<S: SessionStore>(store: S) {
         tool_call: serde_json::json!({"toolCallId": "call-1", "title": "cargo test", "kind": "execute", "extra": [1, 2]}),
         options,
         timeout: TimeDelta::seconds(60),
+        redactions: Redactions::none(),
     };
     let opened = PermissionRequest::open(session, &started.state, ask, at(3)).expect("open");
     store
@@ -1525,6 +1526,15 @@ pub async fn first_admin_key_is_inserted_once<S: SessionStore + Clone>(store: S)
     );
 }
 
+/// Redaction counts, by kind.
+fn redactions(counts: &[(&str, u32)]) -> Redactions {
+    let mut redactions = Redactions::none();
+    for (kind, count) in counts {
+        redactions.add(kind, *count);
+    }
+    redactions
+}
+
 /// Every event type of the catalog is stored and read back unchanged.
 pub async fn every_event_type_round_trips<S: SessionStore>(store: S) {
     let new = session();
@@ -1574,12 +1584,14 @@ pub async fn every_event_type_round_trips<S: SessionStore>(store: S) {
             kind: AgentOutputKind::Message,
             text: Some("héllo \u{1F600}\n\"quoted\"".into()),
             raw: serde_json::json!({"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "héllo"}}),
+            redactions: redactions(&[("github_token", 2), ("env_value", 1)]),
         }),
         EventPayload::AgentOutput(AgentOutput {
             prompt_id: prompt,
             kind: AgentOutputKind::Other,
             text: None,
             raw: serde_json::json!({"sessionUpdate": "something_new", "n": 1.5, "nested": {"a": [null, true]}}),
+            redactions: Redactions::none(),
         }),
         EventPayload::AgentPermissionRequested {
             request_id: request,
@@ -1591,6 +1603,7 @@ pub async fn every_event_type_round_trips<S: SessionStore>(store: S) {
                 kind: PermissionOptionKind::AllowAlways,
             }],
             deadline: at(100),
+            redactions: redactions(&[("private_key", 1)]),
         },
         EventPayload::AgentPermissionResolved {
             request_id: request,
@@ -1606,6 +1619,7 @@ pub async fn every_event_type_round_trips<S: SessionStore>(store: S) {
         EventPayload::PromptFailed {
             prompt_id: prompt,
             error: "boom".into(),
+            redactions: Redactions::none(),
         },
         EventPayload::PromptCancelled {
             prompt_id: prompt,

@@ -7,6 +7,7 @@ use tandem_domain::{AgentReport, AgentState, ModeRequest, Transition};
 use tandem_ports::{AgentError, AgentSession, Change, Write};
 
 use super::session::SessionTask;
+use crate::redact::Redactor;
 use crate::{ServiceError, retry_on_conflict};
 
 /// How many mode requests one look at the state passes on at most (each a
@@ -21,6 +22,12 @@ impl SessionTask<'_> {
         agent: &dyn AgentSession,
         report: AgentReport,
     ) -> Result<(), ServiceError> {
+        let redactor = &self.shared.config.redactor;
+        let report = redact_report(redactor, report);
+        let mut how = agent.started().clone();
+        how.resume_error = how
+            .resume_error
+            .map(|error| redactor.redact_text(&error).0);
         retry_on_conflict!({
             let store = &self.shared.tandem.store;
             let read = async {
@@ -34,7 +41,7 @@ impl SessionTask<'_> {
                     let started = AgentState::started(
                         self.session_id,
                         previous.as_ref(),
-                        agent.started().clone(),
+                        how.clone(),
                         &report,
                         now,
                     );
@@ -64,7 +71,10 @@ impl SessionTask<'_> {
         let Some(reports) = self.reports.as_mut() else {
             return;
         };
-        let report = reports.borrow_and_update().clone();
+        let report = redact_report(
+            &self.shared.config.redactor,
+            reports.borrow_and_update().clone(),
+        );
         let recorded = self
             .change_agent_state(|state, now| state.observe(&report, now))
             .await;
@@ -106,11 +116,15 @@ impl SessionTask<'_> {
         if let Err(error) = &result {
             tracing::warn!(session_id = %self.session_id, kind = error.kind(), "the agent refused a mode switch");
         }
+        let refusal = match &result {
+            Ok(()) => String::new(),
+            Err(error) => self.shared.config.redactor.redact_text(&error.to_string()).0,
+        };
         let recorded = self
             .change_agent_state(|state, now| {
                 Some(match &result {
                     Ok(()) => state.mode_switched(request, now),
-                    Err(error) => state.mode_refused(request, &error.to_string(), now),
+                    Err(_) => state.mode_refused(request, &refusal, now),
                 })
             })
             .await;
@@ -186,5 +200,58 @@ impl SessionTask<'_> {
         {
             tracing::warn!(session_id = %self.session_id, %error, "recording a workspace cleanup failed");
         }
+    }
+}
+
+/// What the agent said about its session, with every secret in it redacted
+/// (commands, modes and titles come from the agent like its output does).
+fn redact_report(redactor: &Redactor, mut report: AgentReport) -> AgentReport {
+    let text = |value: &mut String| *value = redactor.redact_text(value).0;
+    for command in report.commands.iter_mut().flatten() {
+        text(&mut command.name);
+        text(&mut command.description);
+        command.input_hint.iter_mut().for_each(text);
+    }
+    for mode in report.modes.iter_mut().flatten() {
+        text(&mut mode.name);
+        mode.description.iter_mut().for_each(text);
+    }
+    report.title.iter_mut().for_each(text);
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use tandem_domain::{AgentCommand, AgentMode, AgentModeId};
+
+    use super::*;
+
+    #[test]
+    fn what_the_agent_says_about_its_session_is_redacted() {
+        // Built here, so that no scanner flags this file.
+        let key = ["AKIA", "QYLPMN5HHHFPZ7QX"].concat();
+        let said = |text: &str| format!("uses {text} now");
+        let report = AgentReport {
+            commands: Some(vec![AgentCommand {
+                name: "deploy".to_owned(),
+                description: said(&key),
+                input_hint: Some(said(&key)),
+            }]),
+            modes: Some(vec![AgentMode {
+                id: AgentModeId::parse("plan").expect("a mode id"),
+                name: said(&key),
+                description: Some(said(&key)),
+            }]),
+            current_mode: None,
+            title: Some(said(&key)),
+        };
+        let redacted = redact_report(&Redactor::builtin(), report);
+        let shown = format!("{redacted:?}");
+        assert!(!shown.contains(&key), "{shown}");
+        assert_eq!(
+            redacted.title.as_deref(),
+            Some("uses [REDACTED:aws_access_key] now")
+        );
+        assert_eq!(redacted.commands.expect("commands")[0].name, "deploy");
     }
 }

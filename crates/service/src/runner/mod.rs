@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use crate::redact::Redactor;
 use crate::{ServiceError, Tandem};
 
 /// The executors of the configured agent profiles, by profile name.
@@ -81,6 +82,8 @@ pub struct RunnerConfig {
     /// How long a running prompt gets to end after it is cancelled (shutdown,
     /// session end) before its agent is stopped anyway.
     pub stop_grace: Duration,
+    /// What is redacted from agent output before it is stored.
+    pub redactor: Arc<Redactor>,
 }
 
 impl Default for RunnerConfig {
@@ -91,6 +94,7 @@ impl Default for RunnerConfig {
             lease_ttl: Duration::from_secs(30),
             scan_interval: Duration::from_secs(1),
             stop_grace: Duration::from_secs(5),
+            redactor: Redactor::builtin(),
         }
     }
 }

@@ -5,12 +5,13 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tandem_domain::{
     EventPayload, ModeRequest, ParticipantId, PermissionAsk, PermissionOption, PermissionOutcome,
-    PermissionRequest, PermissionRequestId, Prompt, StopReason,
+    PermissionRequest, PermissionRequestId, Prompt, Redactions, StopReason,
 };
 use tandem_ports::{AgentError, AgentSession, AgentUpdate, Change, PermissionReply, Write};
 use tokio::sync::mpsc;
@@ -19,6 +20,7 @@ use uuid::Uuid;
 
 use super::coalesce::Coalescer;
 use super::session::{self, Flow, SessionTask};
+use crate::redact::Redactor;
 use crate::{ServiceError, retry_on_conflict};
 
 /// Why a prompt running at shutdown is failed when its agent did not finish it.
@@ -101,7 +103,12 @@ impl<'t, 's> Turn<'t, 's> {
         }
         let config = &task.shared.config;
         let mut turn = Turn {
-            buffer: Coalescer::new(prompt.id, config.flush_interval, config.flush_bytes),
+            buffer: Coalescer::new(
+                prompt.id,
+                config.flush_interval,
+                config.flush_bytes,
+                Arc::clone(&config.redactor),
+            ),
             prompt: started.state,
             task,
             waiting: Vec::new(),
@@ -205,16 +212,27 @@ impl<'t, 's> Turn<'t, 's> {
                     // Dropping the reply refuses: the prompt is being stopped.
                     return;
                 }
-                // Output before the request stays before it in the log.
-                self.flush().await;
+                // Output before the request stays before it in the log, whole.
+                self.flush_all().await;
                 self.ask(tool_call, options, reply).await;
             }
         }
     }
 
-    /// Writes the buffered output as `agent.output` events.
+    /// Writes the buffered output as `agent.output` events (all but a text tail
+    /// that could still become a secret).
     async fn flush(&mut self) {
         let outputs = self.buffer.drain();
+        self.write(outputs).await;
+    }
+
+    /// Writes all the buffered output: the agent's text so far is complete.
+    async fn flush_all(&mut self) {
+        let outputs = self.buffer.drain_all();
+        self.write(outputs).await;
+    }
+
+    async fn write(&mut self, outputs: Vec<tandem_domain::AgentOutput>) {
         if outputs.is_empty() || self.ended() {
             return;
         }
@@ -253,11 +271,14 @@ impl<'t, 's> Turn<'t, 's> {
     ) {
         let tandem = self.task.shared.tandem.clone();
         let rejection = PermissionOutcome::rejecting(&options);
+        let (tool_call, options, redactions) =
+            redact_request(&self.task.shared.config.redactor, tool_call, options);
         let ask = PermissionAsk {
             id: PermissionRequestId::from_uuid(Uuid::now_v7()),
             tool_call,
             options,
             timeout: tandem.config.permission_timeout,
+            redactions,
         };
         let opened = retry_on_conflict!({
             let session = tandem
@@ -432,7 +453,8 @@ impl<'t, 's> Turn<'t, 's> {
         // Unanswered requests are refused by dropping their replies.
         self.waiting.clear();
         if let Err(error) = agent.cancel().await {
-            tracing::warn!(prompt_id = %self.prompt.id, %error, "the agent did not take the cancel");
+            // Only the kind: the message may quote what the agent sent.
+            tracing::warn!(prompt_id = %self.prompt.id, kind = error.kind(), "the agent did not take the cancel");
         }
     }
 
@@ -456,7 +478,7 @@ impl<'t, 's> Turn<'t, 's> {
         Option<Box<dyn AgentSession>>,
     ) {
         self.waiting.clear();
-        self.flush().await;
+        self.flush_all().await;
         let why = self.stopping.map(|(why, _)| why);
         if self.ended() {
             session::stop(agent).await;
@@ -542,11 +564,35 @@ impl<'t, 's> Turn<'t, 's> {
         ((flow, status), agent)
     }
 
+    /// Fails the prompt with `error`, redacted: it may quote the agent (its
+    /// error message, its stderr).
     async fn fail(&mut self, error: &str) -> Result<Option<Prompt>, ServiceError> {
+        let (error, redactions) = self.task.shared.config.redactor.redact_text(error);
         self.task
-            .finish(self.prompt.id, |prompt, now| prompt.fail(error, now))
+            .finish(self.prompt.id, |prompt, now| {
+                prompt.fail_redacted(&error, redactions.clone(), now)
+            })
             .await
     }
+}
+
+/// A permission request's tool call and options with every secret redacted (the
+/// option ids stay: the agent is answered with one of them).
+fn redact_request(
+    redactor: &Redactor,
+    mut tool_call: serde_json::Value,
+    options: Vec<PermissionOption>,
+) -> (serde_json::Value, Vec<PermissionOption>, Redactions) {
+    let mut redactions = redactor.redact_json(&mut tool_call);
+    let options = options
+        .into_iter()
+        .map(|option| {
+            let (name, counted) = redactor.redact_text(&option.name);
+            redactions.merge(&counted);
+            PermissionOption { name, ..option }
+        })
+        .collect();
+    (tool_call, options, redactions)
 }
 
 /// Starts a queued prompt and fails it at once: its agent could not start.
@@ -555,9 +601,14 @@ pub(super) async fn fail_unstarted(
     prompt: &Prompt,
     error: &AgentError,
 ) -> Flow {
-    // The message may quote the agent's stderr: it goes to the prompt only.
+    // The message may quote the agent's stderr: it goes to the prompt only,
+    // redacted.
     tracing::warn!(prompt_id = %prompt.id, kind = error.kind(), "the agent could not start");
-    let error = format!("the agent could not start: {error}");
+    let (error, redactions) = task
+        .shared
+        .config
+        .redactor
+        .redact_text(&format!("the agent could not start: {error}"));
     let now = task.shared.tandem.now();
     let Ok(started) = prompt.start(now) else {
         return Flow::Continue;
@@ -568,7 +619,9 @@ pub(super) async fn fail_unstarted(
         .activity(now);
     if task.commit(change).await.is_ok()
         && let Err(error) = task
-            .finish(prompt.id, |prompt, now| prompt.fail(&error, now))
+            .finish(prompt.id, |prompt, now| {
+                prompt.fail_redacted(&error, redactions.clone(), now)
+            })
             .await
     {
         tracing::warn!(prompt_id = %prompt.id, %error, "recording the failed start failed");

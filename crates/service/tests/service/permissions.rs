@@ -56,6 +56,7 @@ async fn running_with_request(h: &Harness, party: &Party) -> (Prompt, Permission
             option("reject_once", PermissionOptionKind::RejectOnce),
         ],
         timeout: TimeDelta::minutes(5),
+        redactions: tandem_domain::Redactions::none(),
     };
     let opened = PermissionRequest::open(&session, &running, ask, h.now()).expect("open");
     assert!(opened.state.is_open(), "ask_host leaves the request open");
