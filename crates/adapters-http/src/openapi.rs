@@ -10,8 +10,8 @@ use utoipa_axum::routes;
 
 use crate::error::{ErrorCode, FieldError, Problem};
 use crate::routes::{
-    agent, api_keys, comments, events, identity, invites, ops, participants, permissions,
-    prompts, sessions, webhooks,
+    agent, api_keys, comments, events, identity, invites, ops, participants, permissions, prompts,
+    sessions, webhooks,
 };
 use crate::state::AppState;
 

@@ -25,9 +25,7 @@ impl SessionTask<'_> {
         let redactor = &self.shared.config.redactor;
         let report = redact_report(redactor, report);
         let mut how = agent.started().clone();
-        how.resume_error = how
-            .resume_error
-            .map(|error| redactor.redact_text(&error).0);
+        how.resume_error = how.resume_error.map(|error| redactor.redact_text(&error).0);
         retry_on_conflict!({
             let store = &self.shared.tandem.store;
             let read = async {
@@ -118,7 +116,13 @@ impl SessionTask<'_> {
         }
         let refusal = match &result {
             Ok(()) => String::new(),
-            Err(error) => self.shared.config.redactor.redact_text(&error.to_string()).0,
+            Err(error) => {
+                self.shared
+                    .config
+                    .redactor
+                    .redact_text(&error.to_string())
+                    .0
+            }
         };
         let recorded = self
             .change_agent_state(|state, now| {
