@@ -4,6 +4,11 @@
 //! time (no Node, no bundler, no CDN); the pages are a client of the `/v1` API
 //! like any other, and keep their tokens in the browser.
 //!
+//! One module is written by the server rather than embedded: `js/catalog.js`,
+//! the event types of the domain's catalog (`EventSource` dispatches frames by
+//! type, so the page must name every one), so that the page and the server
+//! can never disagree about the catalog.
+//!
 //! Every answer carries a strict Content-Security-Policy (no inline script or
 //! style, no `eval`, `connect-src 'self'`, no framing), `X-Frame-Options: DENY`,
 //! `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`. Asset
@@ -20,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rust_embed::Embed;
 use sha2::{Digest, Sha256};
+use tandem_domain::EventPayload;
 
 /// The static files the pages load, served under `/assets/<version>/`.
 #[derive(Embed)]
@@ -37,25 +43,35 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 style-src 'self'; img-src 'self'; connect-src 'self'; manifest-src 'self'; \
 base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// The path, under the assets, of the module the server writes from the catalog.
+const CATALOG_MODULE: &str = "js/catalog.js";
+
 /// What the assets' URLs and the pages' caching need, computed once.
 struct Site {
     /// A digest of every asset's path and contents: changes whenever one does.
     version: String,
+    /// `js/catalog.js`: the event types, written from the domain's catalog.
+    catalog: Page,
     /// The pages with their asset URLs filled in, and their `ETag`s.
     index: Page,
     join: Page,
     session: Page,
 }
 
+/// A page or a written module, with its `ETag`.
 struct Page {
-    html: Vec<u8>,
+    body: Vec<u8>,
     etag: String,
 }
 
 fn site() -> &'static Site {
     static SITE: OnceLock<Site> = OnceLock::new();
     SITE.get_or_init(|| {
+        let catalog = catalog_module();
         let mut digest = Sha256::new();
+        digest.update(CATALOG_MODULE.as_bytes());
+        digest.update([0]);
+        digest.update(Sha256::digest(&catalog));
         let mut paths: Vec<_> = Assets::iter().collect();
         paths.sort();
         for path in &paths {
@@ -66,6 +82,7 @@ fn site() -> &'static Site {
             }
         }
         let version = hex(&digest.finalize()[..8]);
+        let etag = |bytes: &[u8]| format!("\"{}\"", hex(&Sha256::digest(bytes)[..12]));
         let page = |name: &str| {
             let template = Pages::get(name)
                 .map(|file| String::from_utf8_lossy(&file.data).into_owned())
@@ -73,16 +90,35 @@ fn site() -> &'static Site {
             let html = template
                 .replace("{{assets}}", &format!("/assets/{version}"))
                 .into_bytes();
-            let etag = format!("\"{}\"", hex(&Sha256::digest(&html)[..12]));
-            Page { html, etag }
+            let etag = etag(&html);
+            Page { body: html, etag }
         };
         Site {
+            catalog: Page {
+                etag: etag(&catalog),
+                body: catalog,
+            },
             index: page("index.html"),
             join: page("join.html"),
             session: page("session.html"),
             version,
         }
     })
+}
+
+/// `export const EVENT_TYPES = [...]`: every event type of the catalog.
+fn catalog_module() -> Vec<u8> {
+    let names: Vec<String> = EventPayload::TYPES
+        .iter()
+        .map(|name| format!("  \"{name}\",\n"))
+        .collect();
+    format!(
+        "// Written by the server from its event catalog: every event type, in the\n\
+         // catalog's order. EventSource dispatches each frame under its type.\n\
+         export const EVENT_TYPES = Object.freeze([\n{}]);\n",
+        names.concat()
+    )
+    .into_bytes()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -130,18 +166,23 @@ fn page(page: &Page, request: &HeaderMap) -> Response {
         "text/html; charset=utf-8",
         // Revalidated on every load: a page names the assets of its build.
         "no-cache",
-        page.html.clone(),
+        page.body.clone(),
     )
 }
 
 async fn asset(Path((version, path)): Path<(String, String)>, headers: HeaderMap) -> Response {
-    let Some(file) = Assets::get(&path) else {
+    let (etag, body) = if path == CATALOG_MODULE {
+        let catalog = &site().catalog;
+        (catalog.etag.clone(), catalog.body.clone())
+    } else if let Some(file) = Assets::get(&path) {
+        let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..12]));
+        (etag, file.data.into_owned())
+    } else {
         return not_found();
     };
     let Some(content_type) = content_type(&path) else {
         return not_found();
     };
-    let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..12]));
     // An asset under this build's version never changes; under another (a page
     // of an older build), it is this build's file, to be checked again.
     let cache = if version == site().version {
@@ -149,7 +190,7 @@ async fn asset(Path((version, path)): Path<(String, String)>, headers: HeaderMap
     } else {
         "no-cache"
     };
-    cached(&headers, &etag, content_type, cache, file.data.into_owned())
+    cached(&headers, &etag, content_type, cache, body)
 }
 
 /// The media type of an asset, by its extension; `None` for a kind this app

@@ -234,11 +234,40 @@ fn every_import_names_an_embedded_module() {
                 format!("{dir}/{relative}")
             };
             assert!(
-                Assets::get(&path).is_some(),
+                Assets::get(&path).is_some() || path == CATALOG_MODULE,
                 "{name} imports {path}, which is not embedded"
             );
         }
     }
+}
+
+#[tokio::test]
+async fn the_catalog_module_names_every_event_type_of_the_domain() {
+    let version = assets_version();
+    let (status, headers, body) = fetch(&format!("/assets/{version}/{CATALOG_MODULE}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers[header::CONTENT_TYPE],
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(
+        headers[header::CACHE_CONTROL],
+        "public, max-age=31536000, immutable"
+    );
+    let module = String::from_utf8(body).expect("utf-8");
+    let listed: Vec<&str> = module
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix('"')?.strip_suffix("\","))
+        .collect();
+    assert_eq!(listed, EventPayload::TYPES, "every type, in the catalog's order");
+    assert!(module.contains("export const EVENT_TYPES"));
+    let etag = headers[header::ETAG].to_str().expect("etag").to_owned();
+    let (again, _, _) = fetch(&format!("/assets/{version}/{CATALOG_MODULE}"), Some(&etag)).await;
+    assert_eq!(again, StatusCode::NOT_MODIFIED);
+    assert!(
+        Assets::get(CATALOG_MODULE).is_none(),
+        "the catalog is written by the server, never a stale copy in the assets"
+    );
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! `WebDriver`, used as people use them. A host signs in on the start page and
 //! creates a session; a guest (at phone width) opens the invite link, joins,
 //! comments and suggests a prompt; the host approves it; both watch the echo
-//! agent's answer stream in; the host answers a permission request; the server
+//! agent's answer stream in; the host answers a permission request, switches
+//! the agent's mode and runs one of its commands (whose secrets show redacted,
+//! with a note saying so); the server
 //! restarts mid-stream and both pages recover with every event once; the host
 //! makes the guest a viewer (the guest's composer locks) and removes them (the
 //! guest's page says so). Another test fills a session with markup and script
@@ -308,6 +310,50 @@ async fn a_host_and_a_guest_run_a_session_in_two_browsers() {
             .wait_for_text(
                 "#timeline .prompt[data-status=completed] .message",
                 "Check the fix",
+            )
+            .await;
+    }
+
+    // The agent panel shows what the echo agent offers: its modes (the host
+    // switches them, everyone sees it) and its commands (a click starts a
+    // prompt with one). Secrets the agent prints arrive redacted, and say so.
+    for browser in [&host, &guest] {
+        browser.wait_for_text("#agent-panel", "/leak").await;
+        browser.wait_for_text("#agent-panel", "Echo").await;
+    }
+    let switch_mode = "const select = document.getElementById('agent-mode');
+        select.value = arguments[0];
+        select.dispatchEvent(new Event('change'));
+        return true;";
+    host.run(switch_mode, vec![json!("shout")]).await;
+    for browser in [&host, &guest] {
+        browser
+            .wait_for_text(
+                "#timeline .note.agent",
+                "The agent switched to the mode Shout for Grace.",
+            )
+            .await;
+    }
+    guest
+        .wait_for_text("#agent-panel .agent-mode", "Mode: Shout")
+        .await;
+    host.run(switch_mode, vec![json!("echo")]).await;
+    guest
+        .wait_for_text("#agent-panel .agent-mode", "Mode: Echo")
+        .await;
+    host.click("#agent-panel", "Start a prompt with /leak").await;
+    assert_eq!(
+        host.run("return document.getElementById('composer-text').value;", vec![])
+            .await,
+        json!("/leak "),
+        "a command starts the prompt"
+    );
+    host.click("#composer", "Run prompt").await;
+    for browser in [&host, &guest] {
+        browser
+            .wait_for_text(
+                "#timeline .prompt[data-status=completed] .redacted",
+                "secrets redacted (",
             )
             .await;
     }

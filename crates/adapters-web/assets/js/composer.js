@@ -62,6 +62,15 @@ export class Composer {
     this.form.dataset.locked = String(this.text.disabled);
   }
 
+  /** Starts the text with `prefix` (an agent command), keeping what was typed. */
+  insert(prefix) {
+    if (this.text.disabled) return;
+    const rest = this.text.value.replace(/^\/\S*\s?/, "");
+    this.text.value = prefix + rest;
+    this.text.focus();
+    this.text.setSelectionRange(this.text.value.length, this.text.value.length);
+  }
+
   async send(kind) {
     const allowed = permissions(this.page);
     const text = this.text.value;

@@ -10,6 +10,7 @@ import { Timeline } from "./timeline.js";
 import { Composer } from "./composer.js";
 import { Participants } from "./participants.js";
 import { HostControls } from "./host.js";
+import { AgentPanel } from "./agentpanel.js";
 
 const sessionId = decodeURIComponent(location.pathname.split("/")[2] ?? "");
 const base = `/v1/sessions/${encodeURIComponent(sessionId)}`;
@@ -28,7 +29,6 @@ class SessionPage {
       title: "", mode: "", permissionPolicy: "", status: "active", expiresAt: null,
     };
     this.participants = new Map();
-    this.agentState = {};
     const t = token;
     const json = (method, path, body) => call(method, `${base}${path}`, { token: t, body });
     this.api = {
@@ -49,11 +49,13 @@ class SessionPage {
       setRole: (id, role) => json("PATCH", `/participants/${id}`, { role }),
       remove: (id) => del(`${base}/participants/${id}`, t),
       leave: () => json("POST", "/leave"),
+      setAgentMode: (modeId) => json("PUT", "/agent-mode", { modeId }),
     };
     this.timeline = new Timeline(byId("timeline"), this);
     this.composer = new Composer(this);
     this.people = new Participants(this);
     this.host = new HostControls(this);
+    this.agent = new AgentPanel(this);
     this.live = byId("announcer");
     this.errors = byId("errors");
   }
@@ -159,6 +161,7 @@ class SessionPage {
         }
         break;
       default:
+        if (this.agent.apply(event) && !this.replaying) this.agent.render();
         break;
     }
   }
@@ -189,6 +192,7 @@ class SessionPage {
         this.timeline.refresh();
         this.host.render();
         this.people.render();
+        this.agent.render();
       } else if (event.type.startsWith("participant.")) {
         this.people.render();
       }
@@ -221,6 +225,7 @@ class SessionPage {
     this.composer.render();
     this.people.render();
     this.host.render();
+    this.agent.render();
     this.timeline.refresh();
   }
 
@@ -305,6 +310,7 @@ async function main() {
     page.me = me.participant.id;
   }
   page.applySession(details);
+  page.agent.load(details.agent);
   for (const p of details.participants) {
     page.setParticipant({
       id: p.id, displayName: p.displayName, role: p.role, present: p.leftAt === null,

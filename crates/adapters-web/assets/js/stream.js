@@ -3,20 +3,12 @@
 // `after=<last seq received>`, so that nothing is lost or shown twice, even
 // across a server restart. Events are handed over strictly in seq order; events
 // of types this page does not know (from a newer server) arrive as gaps in the
-// seqs, and are read from the log as JSON so they are shown too.
+// seqs, and are read from the log as JSON so they are shown too. The types come
+// from `catalog.js`, which the server writes from its own event catalog.
 
 import { ApiError, get, post } from "./api.js";
+import { EVENT_TYPES } from "./catalog.js";
 
-/** The event types of today's catalog: EventSource dispatches by type. */
-export const EVENT_TYPES = [
-  "session.created", "session.updated", "session.closed",
-  "participant.joined", "participant.left", "participant.updated", "participant.removed",
-  "comment.posted",
-  "prompt.submitted", "prompt.edited", "prompt.approved", "prompt.rejected",
-  "prompt.withdrawn", "prompt.started", "prompt.cancel_requested",
-  "prompt.completed", "prompt.failed", "prompt.cancelled",
-  "agent.output", "agent.permission_requested", "agent.permission_resolved",
-];
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

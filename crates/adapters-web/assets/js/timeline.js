@@ -18,6 +18,25 @@ const PROMPT_STATUS = {
   withdrawn: "withdrawn",
 };
 
+const RESUMPTION = {
+  new: "The agent started",
+  loaded: "The agent started again and resumed its conversation",
+  fresh: "The agent started again with a new conversation",
+};
+
+/** "2 secrets redacted (aws-access-token, github-pat)", or null for none. */
+export function redactedNote(redactions) {
+  if (!redactions || typeof redactions !== "object") return null;
+  const kinds = Object.entries(redactions).filter(([, count]) => Number(count) > 0);
+  const total = kinds.reduce((sum, [, count]) => sum + Number(count), 0);
+  if (!total) return null;
+  const names = kinds.map(([kind, count]) => (count > 1 ? `${kind} ×${count}` : kind)).join(", ");
+  return h("div", {
+    class: "muted redacted",
+    text: `${total} secret${total === 1 ? "" : "s"} redacted (${names})`,
+  });
+}
+
 const CLOSE_REASON = {
   closed_by_host: "closed by the host",
   expired: "expired",
@@ -98,6 +117,7 @@ export class Timeline {
         return this.promptUpdate(data.promptId, (p) => {
           p.status = "failed";
           p.error = data.error;
+          p.errorRedactions = data.redactions;
         });
       case "prompt.cancelled":
         return this.promptUpdate(data.promptId, (p) => {
@@ -110,6 +130,21 @@ export class Timeline {
         return this.permissionRequested(event, data, live);
       case "agent.permission_resolved":
         return this.permissionResolved(data);
+      case "agent.started":
+        return this.agentStarted(event, data);
+      case "agent.commands_updated":
+        return this.note(event, `The agent offers ${data.commands?.length ?? 0} command${data.commands?.length === 1 ? "" : "s"}.`, "agent");
+      case "agent.mode_requested":
+        return this.note(event, `${ctx.name(data.requestedBy)} asked the agent to switch to the mode ${ctx.agent.modeName(data.modeId)}.`, "agent");
+      case "agent.mode_changed":
+        return this.note(event, data.changedBy
+          ? `The agent switched to the mode ${ctx.agent.modeName(data.currentModeId)} for ${ctx.name(data.changedBy)}.`
+          : `The agent's mode is now ${ctx.agent.modeName(data.currentModeId) ?? "none"}.`, "agent");
+      case "agent.mode_change_failed":
+        return this.note(event, `The agent did not switch to the mode ${ctx.agent.modeName(data.modeId)}: ${data.error}`, "agent");
+      case "agent.title_changed":
+        return this.note(event, data.title ? `The agent titled the session “${data.title}”.`
+          : "The agent cleared its title for the session.", "agent");
       default:
         return this.unknown(event);
     }
@@ -222,7 +257,8 @@ export class Timeline {
       prompt.cancelRequested && !["cancelled", "completed", "failed"].includes(prompt.status)
         ? h("span", { class: "muted", text: " cancelling…" }) : null,
       prompt.notes.map((note) => h("span", { class: "muted", text: ` · ${note}` })),
-      prompt.error ? h("div", { class: "error-text", text: prompt.error }) : null);
+      prompt.error ? h("div", { class: "error-text", text: prompt.error }) : null,
+      prompt.error ? redactedNote(prompt.errorRedactions) : null);
     replace(prompt.actions, this.promptActions(prompt));
   }
 
@@ -277,12 +313,8 @@ export class Timeline {
     if (!prompt) return this.unknown(event);
     const added = prompt.agent.add(data);
     if (added && live) prompt.unannounced += added;
-    if (typeof data.redactions === "number" && data.redactions > 0) {
-      prompt.output.append(h("div", {
-        class: "muted redacted",
-        text: `${data.redactions} secret${data.redactions === 1 ? "" : "s"} redacted`,
-      }));
-    }
+    const note = redactedNote(data.redactions);
+    if (note) prompt.output.append(note);
     return prompt.element;
   }
 
@@ -292,6 +324,7 @@ export class Timeline {
       id: data.requestId,
       options: Array.isArray(data.options) ? data.options : [],
       toolCall: data.toolCall,
+      redactions: data.redactions,
       deadline: data.deadline,
       resolved: null,
       element: h("div", { class: "permission", role: "group", "aria-label": "Permission request" }),
@@ -346,8 +379,20 @@ export class Timeline {
     replace(request.element,
       h("div", { class: "block-label", text: `The agent asks to run ${title}` }),
       toolSummary(request.toolCall),
+      redactedNote(request.redactions),
       footer);
     request.element.dataset.state = request.resolved ? "resolved" : "open";
+  }
+
+  agentStarted(event, data) {
+    const where = data.workspace
+      ? ` in ${data.workspace.kind === "worktree" ? `the worktree ${data.workspace.path}${data.workspace.branch ? ` (branch ${data.workspace.branch})` : ""}`
+        : data.workspace.path}` : "";
+    const entry = this.note(event, `${RESUMPTION[data.resumption] ?? "The agent started"}${where}.`, "agent");
+    if (data.resumeError) {
+      entry.append(h("div", { class: "error-text", text: `It could not resume: ${data.resumeError}` }));
+    }
+    return entry;
   }
 
   unknown(event) {
