@@ -309,6 +309,11 @@ fn commands() -> SessionUpdate {
             "Switch to another mode (echo, shout)",
             Some("mode id"),
         ),
+        command(
+            "leak",
+            "Print fake secrets, to see them redacted",
+            Some("variable names"),
+        ),
     ]))
 }
 

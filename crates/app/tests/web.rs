@@ -341,10 +341,14 @@ async fn a_host_and_a_guest_run_a_session_in_two_browsers() {
     guest
         .wait_for_text("#agent-panel .agent-mode", "Mode: Echo")
         .await;
-    host.click("#agent-panel", "Start a prompt with /leak").await;
+    host.click("#agent-panel", "Start a prompt with /leak")
+        .await;
     assert_eq!(
-        host.run("return document.getElementById('composer-text').value;", vec![])
-            .await,
+        host.run(
+            "return document.getElementById('composer-text').value;",
+            vec![]
+        )
+        .await,
         json!("/leak "),
         "a command starts the prompt"
     );
@@ -427,6 +431,30 @@ async fn a_host_and_a_guest_run_a_session_in_two_browsers() {
             attempts += 1;
         }
     }
+
+    // A link to a permission request (as webhook messages send) opens the
+    // session at it.
+    let requests = log(&api, &session_id, ADMIN_KEY).await;
+    let request = text(
+        of_type(&requests, "agent.permission_requested")[0],
+        "/data/requestId",
+    )
+    .to_owned();
+    host.open("about:blank").await;
+    host.open(&format!("{base}/s/{session_id}#permission-{request}"))
+        .await;
+    host.wait_for(
+        "show the linked permission request",
+        "return document.querySelector('.revealed')?.id === arguments[0];",
+        vec![json!(format!("permission-{request}"))],
+    )
+    .await;
+    host.wait_for(
+        "be live again",
+        "return document.getElementById('connection').dataset.state === 'live';",
+        vec![],
+    )
+    .await;
 
     // The host makes the guest a viewer: her composer locks, and says why.
     host.click("#participants", "Make Ada a viewer").await;

@@ -176,6 +176,7 @@ class SessionPage {
     const list = byId("timeline");
     const pinned = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
     const before = this.signature();
+    let revealing = false;
     this.timeline.add(event, live);
     this.apply(event);
     this.lastSeq = event.seq;
@@ -184,6 +185,7 @@ class SessionPage {
       if (event.seq >= this.replayUntil) {
         this.replaying = false;
         this.renderAll();
+        revealing = true;
       }
     } else {
       this.renderHeader();
@@ -198,6 +200,20 @@ class SessionPage {
       }
     }
     if (pinned || this.replaying) list.scrollTop = list.scrollHeight;
+    if (revealing) this.reveal();
+  }
+
+  /**
+   * Scrolls to the prompt or permission request a link names
+   * (`#prompt-<id>`, `#permission-<id>`, as webhook messages link them).
+   */
+  reveal() {
+    const target = /^#(prompt|permission)-[0-9a-f-]{36}$/.test(location.hash)
+      ? document.getElementById(location.hash.slice(1)) : null;
+    if (!target) return;
+    for (const shown of document.querySelectorAll(".revealed")) shown.classList.remove("revealed");
+    target.classList.add("revealed");
+    target.scrollIntoView({ block: "center" });
   }
 
   onState(state, error) {
@@ -318,6 +334,10 @@ async function main() {
   }
   page.replayUntil = details.lastSeq;
   page.renderAll();
+  // A link to an entry of this session, followed while the page is open.
+  addEventListener("hashchange", () => {
+    if (!page.replaying) page.reveal();
+  });
   byId("leave").addEventListener("click", () => page.act("Leaving", async () => {
     await page.api.leave();
   }));

@@ -211,6 +211,7 @@ export class Timeline {
     prompt.element = this.entry(event, "prompt", prompt.head, prompt.body, prompt.status_,
       prompt.actions, prompt.output);
     prompt.element.dataset.promptId = prompt.id;
+    prompt.element.id = `prompt-${prompt.id}`;
     this.prompts.set(prompt.id, prompt);
     this.renderPrompt(prompt);
     return prompt.element;
@@ -327,7 +328,9 @@ export class Timeline {
       redactions: data.redactions,
       deadline: data.deadline,
       resolved: null,
-      element: h("div", { class: "permission", role: "group", "aria-label": "Permission request" }),
+      element: h("div", {
+        class: "permission", role: "group", "aria-label": "Permission request", id: `permission-${data.requestId}`,
+      }),
     };
     this.permissions.set(request.id, request);
     if (prompt) {
