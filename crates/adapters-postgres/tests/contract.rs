@@ -116,3 +116,67 @@ async fn a_holder_is_alive_while_its_connection_is(pool: PgPool) {
     .expect("count");
     assert_eq!(count, 0, "closing the store ends the holder's connection");
 }
+
+/// Comments sent at the same moment are committed together (a group commit):
+/// far fewer transactions than comments, and still each comment in the same
+/// transaction as its event.
+#[sqlx::test(migrator = "tandem_postgres::MIGRATOR")]
+async fn simultaneous_comments_share_transactions(pool: PgPool) {
+    use tandem_domain::{Comment, CommentId, CommentText, TextLimits};
+    use tandem_ports::testing::fixtures::{at, session};
+    use tandem_ports::{Change, SessionStore, Write};
+
+    const COMMENTS: usize = 64;
+    let store = PostgresStore::from_pool(pool.clone());
+    let sessions: Vec<_> = (0..8).map(|_| session()).collect();
+    for new in &sessions {
+        store.apply(new.change()).await.expect("create");
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..COMMENTS {
+        let created = &sessions[n % sessions.len()].created;
+        let posted = Comment::post(
+            CommentId::from_uuid(uuid::Uuid::now_v7()),
+            &created.session,
+            &created.host,
+            CommentText::parse(&format!("comment {n}"), &TextLimits::DEFAULT).expect("text"),
+            at(10),
+        )
+        .expect("post");
+        let change = Change::new(created.session.id)
+            .write(Write::InsertComment(posted.state))
+            .events(posted.events);
+        let store = store.clone();
+        tasks.spawn(async move { store.apply(change).await });
+    }
+    while let Some(written) = tasks.join_next().await {
+        written.expect("task").expect("written");
+    }
+    let transactions: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT xmin::text) FROM events WHERE type = 'comment.posted'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    assert!(
+        transactions <= i64::try_from(COMMENTS / 4).expect("small"),
+        "{COMMENTS} comments sent at once took {transactions} transactions"
+    );
+    let apart: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM comments c
+           JOIN events e ON e.session_id = c.session_id AND e.data->>'id' = c.id::text
+          WHERE c.xmin::text <> e.xmin::text",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    assert_eq!(apart, 0, "every comment commits with its event");
+    let joined: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM comments c
+           JOIN events e ON e.session_id = c.session_id AND e.data->>'id' = c.id::text",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    assert_eq!(joined, i64::try_from(COMMENTS).expect("small"));
+}
