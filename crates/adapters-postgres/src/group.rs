@@ -389,8 +389,9 @@ async fn write(tx: &mut sqlx::PgConnection, accepted: &[Accepted]) -> Result<(),
             events.created_at.push(event.at);
         }
     }
-    let (ids, (last_seqs, activity)): (Vec<Uuid>, (Vec<i64>, Vec<Option<DateTime<Utc>>>)) =
-        sessions.into_iter().unzip();
+    let ids: Vec<Uuid> = sessions.keys().copied().collect();
+    let last_seqs: Vec<i64> = sessions.values().map(|(last_seq, _)| *last_seq).collect();
+    let activity: Vec<Option<DateTime<Utc>>> = sessions.values().map(|(_, at)| *at).collect();
     sqlx::query(WRITE_GROUP)
         .bind(ids)
         .bind(last_seqs)
