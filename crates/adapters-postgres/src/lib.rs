@@ -1,12 +1,13 @@
 //! Tandem's Postgres adapter: the production `SessionStore`.
 //!
-//! Every change commits with its events in one transaction; the session row,
-//! updated first, allocates gapless `seq` numbers and serializes writers of one
-//! session. [`PostgresEventBus`] wakes stream subscribers across replicas
+//! Every change commits with its events in one transaction (the changes people
+//! and agents make most, several at once: see `group`); the session row, locked
+//! first, allocates gapless `seq` numbers and serializes writers of one session. [`PostgresEventBus`] wakes stream subscribers across replicas
 //! (LISTEN/NOTIFY after commit, with a polling safety net).
 
 mod agent_state;
 mod bus;
+mod group;
 mod presence;
 mod rows;
 mod single;
@@ -30,6 +31,7 @@ use tandem_ports::{
     StreamTicket, TicketHolder, TokenHash,
 };
 
+use crate::group::GroupWriter;
 use crate::presence::{Presence, holder_alive};
 use crate::rows::{
     ApiKeyRow, CommentRow, EventRow, InviteRow, ParticipantRow, PermissionRequestRow, PromptRow,
@@ -39,10 +41,12 @@ use crate::rows::{
 /// The schema migrations, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
-/// A `SessionStore` on Postgres. Cheap to clone: clones share one pool.
+/// A `SessionStore` on Postgres. Cheap to clone: clones share one pool and
+/// the group-commit writer.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    group: GroupWriter,
     /// The connections that keep this process's lease holders alive.
     presence: Presence,
 }
@@ -112,6 +116,7 @@ impl PostgresStore {
     /// Wraps an existing pool (tests get one per database from `#[sqlx::test]`).
     pub fn from_pool(pool: PgPool) -> Self {
         Self {
+            group: GroupWriter::new(pool.clone()),
             pool,
             presence: Presence::default(),
         }
@@ -158,13 +163,10 @@ impl PostgresStore {
 #[async_trait]
 impl SessionStore for PostgresStore {
     async fn apply(&self, change: Change) -> Result<Vec<Event>, StoreError> {
-        if single::fits(&change) {
-            return single::apply(&self.pool, &change).await;
+        if group::fits(&change) {
+            return self.group.apply(change).await;
         }
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let events = write::apply(&mut tx, &change).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(events)
+        apply_alone(&self.pool, &change).await
     }
 
     async fn apply_planned(
@@ -714,6 +716,18 @@ impl SessionStore for PostgresStore {
             .map_err(map_err)?;
         Ok(())
     }
+}
+
+/// Writes `change` in a transaction of its own: one statement when it can be
+/// (`single`), else `write::apply` between BEGIN and COMMIT.
+pub(crate) async fn apply_alone(pool: &PgPool, change: &Change) -> Result<Vec<Event>, StoreError> {
+    if single::fits(change) {
+        return single::apply(pool, change).await;
+    }
+    let mut tx = pool.begin().await.map_err(map_err)?;
+    let events = write::apply(&mut tx, change).await?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(events)
 }
 
 async fn insert_api_key<'e, E>(

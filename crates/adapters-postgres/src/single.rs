@@ -22,18 +22,23 @@ use crate::map_err;
 /// row's lock, so a lease taken over meanwhile could go unseen. `write::apply`
 /// reads the lease afresh once it holds the session's lock.
 pub(crate) fn fits(change: &Change) -> bool {
-    change.lease_holder.is_none()
-        && !change.events.is_empty()
-        && change.writes.iter().all(|write| insert(write).is_some())
+    change.lease_holder.is_none() && inserts_only(change)
+}
+
+/// Whether `change` emits events and writes nothing but plain inserts (whatever
+/// its lease): the changes a group commit (`group`) writes together.
+pub(crate) fn inserts_only(change: &Change) -> bool {
+    !change.events.is_empty() && change.writes.iter().all(|write| insert(write).is_some())
 }
 
 /// The plain inserts this way writes.
-enum Insert<'a> {
+pub(crate) enum Insert<'a> {
     Comment(&'a Comment),
     Prompt(&'a Prompt),
 }
 
-fn insert(write: &Write) -> Option<Insert<'_>> {
+/// The plain insert `write` is, if it is one.
+pub(crate) fn insert(write: &Write) -> Option<Insert<'_>> {
     match write {
         Write::InsertComment(comment) => Some(Insert::Comment(comment)),
         Write::InsertPrompt(prompt) => Some(Insert::Prompt(prompt)),

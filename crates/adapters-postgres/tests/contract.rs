@@ -116,3 +116,86 @@ async fn a_holder_is_alive_while_its_connection_is(pool: PgPool) {
     .expect("count");
     assert_eq!(count, 0, "closing the store ends the holder's connection");
 }
+
+/// Comments and prompts sent at the same moment are committed together (a
+/// group commit): far fewer transactions than changes, and still each record in
+/// the same transaction as its events.
+#[sqlx::test(migrator = "tandem_postgres::MIGRATOR")]
+async fn simultaneous_changes_share_transactions(pool: PgPool) {
+    use tandem_domain::{Comment, CommentId, CommentText, Prompt, TextLimits};
+    use tandem_ports::testing::fixtures::{at, prompt_id, prompt_text, session};
+    use tandem_ports::{Change, SessionStore, Write};
+
+    const CHANGES: usize = 64;
+    let store = PostgresStore::from_pool(pool.clone());
+    let sessions: Vec<_> = (0..8).map(|_| session()).collect();
+    for new in &sessions {
+        store.apply(new.change()).await.expect("create");
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..CHANGES {
+        let created = &sessions[n % sessions.len()].created;
+        // Every fourth change is a prompt, the others comments.
+        let change = if n % 4 == 0 {
+            let submitted = Prompt::submit(
+                prompt_id(),
+                &created.session,
+                &created.host,
+                prompt_text(&format!("prompt {n}")),
+                at(10),
+            )
+            .expect("submit");
+            Change::new(created.session.id)
+                .write(Write::InsertPrompt(submitted.state))
+                .events(submitted.events)
+        } else {
+            let posted = Comment::post(
+                CommentId::from_uuid(uuid::Uuid::now_v7()),
+                &created.session,
+                &created.host,
+                CommentText::parse(&format!("comment {n}"), &TextLimits::DEFAULT).expect("text"),
+                at(10),
+            )
+            .expect("post");
+            Change::new(created.session.id)
+                .write(Write::InsertComment(posted.state))
+                .events(posted.events)
+        };
+        let store = store.clone();
+        tasks.spawn(async move { store.apply(change).await });
+    }
+    while let Some(written) = tasks.join_next().await {
+        written.expect("task").expect("written");
+    }
+    let transactions: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT xmin::text) FROM events
+          WHERE type IN ('comment.posted', 'prompt.submitted')",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    assert!(
+        transactions <= i64::try_from(CHANGES / 4).expect("small"),
+        "{CHANGES} changes sent at once took {transactions} transactions"
+    );
+    let counts: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM comments c
+                   JOIN events e ON e.session_id = c.session_id AND e.data->>'id' = c.id::text
+                  WHERE c.xmin::text = e.xmin::text),
+                (SELECT count(*) FROM prompts p
+                   JOIN events e ON e.session_id = p.session_id AND e.type = 'prompt.submitted'
+                                AND e.data->>'id' = p.id::text
+                  WHERE p.xmin::text = e.xmin::text)",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    assert_eq!(
+        counts,
+        (
+            i64::try_from(CHANGES / 4 * 3).expect("small"),
+            i64::try_from(CHANGES / 4).expect("small")
+        ),
+        "every comment and prompt committed with its event"
+    );
+}

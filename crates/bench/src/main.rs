@@ -21,7 +21,7 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 
 use crate::report::{Report, Verdict};
-use crate::scenarios::{fanout, redaction, resume, startup, storm, writes};
+use crate::scenarios::{ceiling, fanout, redaction, resume, startup, storm, writes};
 use crate::server::{Backend, Launcher, Server};
 use crate::stats::{millis, per_second, rate, thousands};
 
@@ -490,6 +490,15 @@ async fn durable_writes(
                 Verdict::Info
             },
         );
+        if let Some(url) = server.postgres_url() {
+            eprintln!(
+                "PostgreSQL's own ceiling: {} clients over the same {} sessions",
+                sizes.spread_writers, sizes.spread_sessions
+            );
+            let ceiling =
+                ceiling::run(&url, &spread.sessions, sizes.spread_writers, duration).await?;
+            ceiling_rows(report, &name, spread_rate, &ceiling, Some(0.6));
+        }
         eprintln!(
             "{}: {} writers on one session",
             backend.name(),
@@ -512,9 +521,55 @@ async fn durable_writes(
             hot.latencies.summary(),
             Verdict::Info,
         );
+        if let Some(url) = server.postgres_url() {
+            eprintln!(
+                "PostgreSQL's own ceiling: {} clients on the same session",
+                sizes.hot_writers
+            );
+            let ceiling = ceiling::run(&url, &hot.sessions, sizes.hot_writers, duration).await?;
+            ceiling_rows(report, &name, hot_rate, &ceiling, None);
+        }
         server.stop().await?;
     }
     Ok(())
+}
+
+/// The database's ceiling for the same append, and Tandem's rate as a ratio of
+/// it (a target when `at_least` is given).
+fn ceiling_rows(
+    report: &mut Report,
+    name: &str,
+    tandem_rate: f64,
+    ceiling: &ceiling::Outcome,
+    at_least: Option<f64>,
+) {
+    let ceiling_rate = per_second(ceiling.written, ceiling.elapsed);
+    report.add(
+        name,
+        "PostgreSQL's ceiling: the same append, no HTTP",
+        "reported",
+        format!("{} ({})", rate(ceiling_rate), ceiling.latencies.summary()),
+        Verdict::Info,
+    );
+    let ratio = if ceiling_rate > 0.0 {
+        tandem_rate / ceiling_rate
+    } else {
+        0.0
+    };
+    report.add(
+        name,
+        "Tandem ÷ ceiling",
+        &at_least.map_or_else(
+            || "reported".to_owned(),
+            |at_least| format!("≥ {at_least:.1}×"),
+        ),
+        format!(
+            "{ratio:.2}× ({} ÷ {})",
+            rate(tandem_rate),
+            rate(ceiling_rate)
+        ),
+        at_least.map_or(Verdict::Info, |at_least| Verdict::target(ratio >= at_least)),
+    );
 }
 
 async fn replay(

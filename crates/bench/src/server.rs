@@ -161,6 +161,11 @@ impl Server {
             .context("no VmRSS in the server's /proc status")
     }
 
+    /// The URL of the server's PostgreSQL database; `None` on SQLite.
+    pub(crate) fn postgres_url(&self) -> Option<String> {
+        self.database.as_ref().map(PostgresDatabase::url)
+    }
+
     /// Stops the server with SIGTERM (as an orchestrator would) and keeps its
     /// database directory for a restart.
     pub(crate) async fn stop_keeping(mut self) -> anyhow::Result<TempDir> {

@@ -1,5 +1,6 @@
 //! The benchmark's scenarios, one file each.
 
+pub(crate) mod ceiling;
 pub(crate) mod fanout;
 pub(crate) mod redaction;
 pub(crate) mod resume;

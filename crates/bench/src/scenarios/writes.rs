@@ -17,6 +17,8 @@ pub(crate) struct Outcome {
     pub(crate) written: u64,
     pub(crate) elapsed: Duration,
     pub(crate) latencies: Latencies,
+    /// The sessions written to (their ids), for the database's ceiling run.
+    pub(crate) sessions: Vec<String>,
 }
 
 /// `writers` writers post comments for `duration`, each going round the
@@ -79,5 +81,6 @@ pub(crate) async fn run(
         written: samples.len() as u64,
         elapsed: began.elapsed(),
         latencies: Latencies::new(samples),
+        sessions: created.into_iter().map(|session| session.id).collect(),
     })
 }

@@ -25,6 +25,10 @@ pub use super::agent_state::{
 use super::fixtures::{
     NewSession, at, join, prompt_id, prompt_text, session, session_with, t0, token,
 };
+pub use super::groups::{
+    a_refused_change_among_simultaneous_ones_fails_alone,
+    simultaneous_changes_to_one_hot_session_and_many_cold_ones,
+};
 use crate::{Change, Page, PromptFilter, SessionFilter, SessionStore, StoreError, Write};
 
 async fn create<S: SessionStore>(store: &S, new: &NewSession) {

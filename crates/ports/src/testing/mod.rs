@@ -10,6 +10,7 @@ mod agent_state;
 mod clock;
 pub mod contract;
 pub mod fixtures;
+mod groups;
 pub mod webhooks;
 
 pub use clock::ManualClock;
@@ -66,6 +67,8 @@ macro_rules! for_each_contract_test {
             agent_states_round_trip_under_versions,
             workspace_cleanups_are_found_after_the_session_ended,
             leases_of_holders_not_alive_are_free,
+            a_refused_change_among_simultaneous_ones_fails_alone,
+            simultaneous_changes_to_one_hot_session_and_many_cold_ones,
             ping_answers
         );
     };
