@@ -12,6 +12,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiPath, ApiQuery, Authenticated, bearer_token};
 use crate::openapi::{BadRequest, Forbidden, Internal, NotAcceptable, NotFound, Unauthorized};
 use crate::state::AppState;
+use crate::stream;
 
 /// Read a session's events: live as Server-Sent Events, or a JSON page.
 ///
@@ -61,13 +62,10 @@ pub(crate) async fn list_events(
             Some(seq) => seq,
             None => query.after.unwrap_or(0),
         };
-        // Authorize (and settle expiry) before the stream starts, so that a
-        // refusal is a problem document rather than an empty stream. A cursor
-        // beyond the end of the log (from another database, say) counts as the
-        // end: the client gets what comes next, endings included.
-        let last = state.tandem.watch(&caller, id).await?;
-        let after = Seq::new(after).min(last);
-        let body = state.streams.open(caller, id, after).await?;
+        // Authorized before the stream starts, so that a refusal is a problem
+        // document rather than an empty stream.
+        let subscription = state.tandem.subscribe(&caller, id, Seq::new(after)).await?;
+        let body = stream::body(subscription, state.keep_alive);
         return Response::builder()
             .header(header::CONTENT_TYPE, "text/event-stream")
             .header(header::CACHE_CONTROL, "no-cache")
