@@ -2,8 +2,8 @@
 //! utoipa-axum router that also serves them, plus shared problem responses and
 //! the bearer security scheme.
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::link::LinkBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToResponse};
 use utoipa_axum::router::OpenApiRouter;
@@ -236,7 +236,10 @@ const LINKS: Links = &[
         "201",
         &[(
             "revoke_invite",
-            &[("id", "$request.path.id"), ("iid", "$response.body#/invite/id")],
+            &[
+                ("id", "$request.path.id"),
+                ("iid", "$response.body#/invite/id"),
+            ],
         )],
     ),
     (
@@ -272,8 +275,14 @@ const LINKS: Links = &[
             ("get_webhook", &[("wid", "$response.body#/webhook/id")]),
             ("update_webhook", &[("wid", "$response.body#/webhook/id")]),
             ("delete_webhook", &[("wid", "$response.body#/webhook/id")]),
-            ("rotate_webhook_secret", &[("wid", "$response.body#/webhook/id")]),
-            ("list_webhook_deliveries", &[("wid", "$response.body#/webhook/id")]),
+            (
+                "rotate_webhook_secret",
+                &[("wid", "$response.body#/webhook/id")],
+            ),
+            (
+                "list_webhook_deliveries",
+                &[("wid", "$response.body#/webhook/id")],
+            ),
         ],
     ),
 ];

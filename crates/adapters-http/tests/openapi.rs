@@ -147,10 +147,19 @@ fn links_lead_from_created_ids_to_the_operations_that_use_them() {
     let mut linked = std::collections::BTreeSet::new();
     for (_, _, operation) in &operations {
         for response in operation["responses"].as_object().unwrap().values() {
-            for link in response["links"].as_object().into_iter().flatten().map(|(_, l)| l) {
+            for link in response["links"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(_, l)| l)
+            {
                 let target = link["operationId"].as_str().unwrap();
-                let mut given: Vec<String> =
-                    link["parameters"].as_object().unwrap().keys().cloned().collect();
+                let mut given: Vec<String> = link["parameters"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .cloned()
+                    .collect();
                 let mut needed = path_parameters(target);
                 given.sort();
                 needed.sort();

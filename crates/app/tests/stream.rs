@@ -75,16 +75,31 @@ fn the_event_schema_holds_each_type_to_its_own_data() {
     assert_eq!(support::event_errors(&event), Vec::<String>::new());
     let mut wrong_type = event.clone();
     wrong_type["type"] = json!("prompt.failed");
-    assert!(!support::event_errors(&wrong_type).is_empty(), "prompt.failed needs an error");
+    assert!(
+        !support::event_errors(&wrong_type).is_empty(),
+        "prompt.failed needs an error"
+    );
     let mut missing = event.clone();
-    missing["data"].as_object_mut().unwrap().remove("stopReason");
-    assert!(!support::event_errors(&missing).is_empty(), "a required field");
+    missing["data"]
+        .as_object_mut()
+        .unwrap()
+        .remove("stopReason");
+    assert!(
+        !support::event_errors(&missing).is_empty(),
+        "a required field"
+    );
     let mut unknown_reason = event.clone();
     unknown_reason["data"]["stopReason"] = json!("bored");
-    assert!(!support::event_errors(&unknown_reason).is_empty(), "an enum");
+    assert!(
+        !support::event_errors(&unknown_reason).is_empty(),
+        "an enum"
+    );
     let mut unknown_type = event;
     unknown_type["type"] = json!("prompt.exploded");
-    assert!(!support::event_errors(&unknown_type).is_empty(), "the catalog is closed");
+    assert!(
+        !support::event_errors(&unknown_type).is_empty(),
+        "the catalog is closed"
+    );
 }
 
 async fn live_events_match_the_log(server: &TestServer) {

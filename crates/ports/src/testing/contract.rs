@@ -10,11 +10,11 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use tandem_domain::{
     Actor, AgentOutput, AgentOutputKind, ApiKey, ApiKeyId, ApiKeyName, CloseReason, Comment,
-    CommentId, CommentText, EventPayload, EventType, InviteRole, NewEvent, ParticipantId, PermissionAsk,
-    PermissionCause, PermissionOption, PermissionOptionKind, PermissionOutcome, PermissionPolicy,
-    PermissionRequest, PermissionRequestId, Prompt, PromptStatus, Redactions, Scope, Seq,
-    SessionId, SessionMode, SessionPatch, SessionSettings, SessionStatus, StopReason, Summary,
-    TextLimits, Title, Ttl, WorkspaceId,
+    CommentId, CommentText, EventPayload, EventType, InviteRole, NewEvent, ParticipantId,
+    PermissionAsk, PermissionCause, PermissionOption, PermissionOptionKind, PermissionOutcome,
+    PermissionPolicy, PermissionRequest, PermissionRequestId, Prompt, PromptStatus, Redactions,
+    Scope, Seq, SessionId, SessionMode, SessionPatch, SessionSettings, SessionStatus, StopReason,
+    Summary, TextLimits, Title, Ttl, WorkspaceId,
 };
 use tokio::task::JoinSet;
 use uuid::Uuid;

@@ -235,7 +235,10 @@ async fn streams_end_with_the_session_or_their_participant(backend: Backend) {
         .expect("close");
     let seen = read(&mut admin, None).await;
     assert!(
-        matches!(seen.last().map(|event| &event.payload), Some(EventPayload::SessionClosed { .. })),
+        matches!(
+            seen.last().map(|event| &event.payload),
+            Some(EventPayload::SessionClosed { .. })
+        ),
         "others go on until the session closes"
     );
     assert_exactly_the_log(&h, &seen, 0).await;
@@ -302,7 +305,9 @@ async fn a_quiet_subscription_reports_heartbeats(backend: Backend) {
 async fn refused_callers_get_an_error_not_a_subscription(backend: Backend) {
     let h = backend.harness(ServiceConfig::default()).await;
     let party = h.party(SessionMode::PromptDirect).await;
-    let other = h.key("elsewhere", &[tandem_domain::Scope::SessionsRead]).await;
+    let other = h
+        .key("elsewhere", &[tandem_domain::Scope::SessionsRead])
+        .await;
     let refused = h.tandem.subscribe(&other, party.id, Seq::ZERO).await;
     assert!(
         matches!(refused, Err(tandem_service::ServiceError::NotFound(_))),
