@@ -185,8 +185,35 @@ impl Modify for Settings {
 pub(crate) fn api_router() -> OpenApiRouter<AppState> {
     let mut router = routes();
     writes_may_be_rate_limited(router.get_openapi_mut());
+    bodies_may_be_left_out(router.get_openapi_mut());
     link_created_ids(router.get_openapi_mut());
     router
+}
+
+/// The operations whose every body field is optional: an empty body (no
+/// body at all) is the same as `{}`. Their body stays a JSON object when sent.
+const OPTIONAL_BODIES: [&str; 4] = [
+    "create_session",
+    "update_session",
+    "close_session",
+    "create_invite",
+];
+
+/// Marks the bodies of `OPTIONAL_BODIES` as not required (the derive marks
+/// every body it knows as required, and `Option<..>` would make it nullable).
+fn bodies_may_be_left_out(openapi: &mut utoipa::openapi::OpenApi) {
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [&mut item.post, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            let optional = operation
+                .operation_id
+                .as_deref()
+                .is_some_and(|id| OPTIONAL_BODIES.contains(&id));
+            if let (true, Some(RefOr::T(body))) = (optional, operation.request_body.as_mut()) {
+                body.required = Some(utoipa::openapi::Required::False);
+            }
+        }
+    }
 }
 
 /// Where an id the answer of an operation creates goes next: `(operation,
@@ -287,10 +314,14 @@ const LINKS: Links = &[
     ),
 ];
 
+/// The operations an answer links to, each with its path parameters and
+/// their runtime expressions.
+type Targets = Vec<(&'static str, Vec<(&'static str, &'static str)>)>;
+
 /// Adds OpenAPI `links` from the operations that create things to those that
 /// use their ids.
 fn link_created_ids(openapi: &mut utoipa::openapi::OpenApi) {
-    let session_links: Vec<(&str, Vec<(&str, &str)>)> = SESSION_OPERATIONS
+    let session_links: Targets = SESSION_OPERATIONS
         .iter()
         .map(|operation| (*operation, vec![("id", "$response.body#/session/id")]))
         .collect();
@@ -302,11 +333,11 @@ fn link_created_ids(openapi: &mut utoipa::openapi::OpenApi) {
             ("iid", "$response.body#/invite/invite/id"),
         ],
     ));
-    let prompt_links: Vec<(&str, Vec<(&str, &str)>)> = PROMPT_OPERATIONS
+    let prompt_links: Targets = PROMPT_OPERATIONS
         .iter()
         .map(|operation| (*operation, PROMPT_IDS.to_vec()))
         .collect();
-    let mut table: Vec<(&str, &str, Vec<(&str, Vec<(&str, &str)>)>)> = vec![
+    let mut table: Vec<(&str, &str, Targets)> = vec![
         ("create_session", "201", created_links),
         ("submit_prompt", "201", prompt_links.clone()),
         ("retry_prompt", "201", prompt_links),

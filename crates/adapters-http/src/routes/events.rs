@@ -32,7 +32,7 @@ use crate::stream;
     security(("bearer" = []), ()),
     params(
         ("id" = Uuid, Path, description = "The session's id."),
-        ("Last-Event-ID" = Option<String>, Header, pattern = r"^\s*[0-9]{0,19}\s*$", description = "Resume after this `seq` (it takes the place of `?after=`): what a reconnecting `EventSource` sends. Empty counts as absent; anything but a `seq` (up to 2^63 - 1) is refused with 400 `BAD_REQUEST`, on the stream and on the JSON page alike."),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = r"^\s*[0-9]{0,19}\s*$", description = "Resume after this `seq` (it takes the place of `?after=`): what a reconnecting `EventSource` sends. Empty counts as absent; anything but a `seq` (up to 2^63 - 1) is refused with 400 `BAD_REQUEST`, on the stream and on the JSON page alike."),
         EventsQuery
     ),
     responses(

@@ -62,7 +62,7 @@ pub(crate) async fn list_invites(
     tag = "invites",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The session's id.")),
-    request_body(content = Option<CreateInviteRequest>, description = "Every field is optional; the body may be empty."),
+    request_body(content = CreateInviteRequest, description = "Every field is optional; the body may be empty."),
     responses(
         (status = 201, description = "The invite, its token and its link.", body = InviteCreatedResponse),
         (status = 400, response = BadRequest),

@@ -31,7 +31,7 @@ use crate::state::AppState;
     operation_id = "create_session",
     tag = "sessions",
     security(("bearer" = [])),
-    request_body(content = Option<CreateSessionRequest>, description = "Every field is optional; the body may be empty."),
+    request_body(content = CreateSessionRequest, description = "Every field is optional; the body may be empty."),
     responses(
         (status = 201, description = "The session, the host's credentials and a collaborator invite.", body = SessionCreatedResponse),
         (status = 400, response = BadRequest),
@@ -143,7 +143,7 @@ pub(crate) async fn get_session(
     tag = "sessions",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The session's id.")),
-    request_body(content = Option<UpdateSessionRequest>, description = "Only the fields to change; an empty body changes nothing."),
+    request_body(content = UpdateSessionRequest, description = "Only the fields to change; an empty body changes nothing."),
     responses(
         (status = 200, description = "The updated session.", body = SessionResponse),
         (status = 400, response = BadRequest),
@@ -179,7 +179,7 @@ pub(crate) async fn update_session(
     tag = "sessions",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The session's id.")),
-    request_body(content = Option<CloseSessionRequest>, description = "Optional; the body may be empty."),
+    request_body(content = CloseSessionRequest, description = "Optional; the body may be empty."),
     responses(
         (status = 200, description = "The closed session.", body = SessionResponse),
         (status = 400, response = BadRequest),

@@ -154,7 +154,7 @@ impl HubShared {
 
 /// The hubs of the sessions watched on this server, and the shutdown switch.
 pub(crate) struct Hubs {
-    hubs: Mutex<HashMap<SessionId, Weak<SessionHub>>>,
+    by_session: Mutex<HashMap<SessionId, Weak<SessionHub>>>,
     /// Set once the server shuts down, before the shutdown signals go out: a
     /// subscription that missed its signal (too far behind, or reading the log)
     /// sees it here when it next reads the log.
@@ -175,14 +175,16 @@ impl std::fmt::Debug for Hubs {
 impl Hubs {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            hubs: Mutex::new(HashMap::new()),
+            by_session: Mutex::new(HashMap::new()),
             stopping: Arc::new(AtomicBool::new(false)),
             capacity: capacity.max(1),
         }
     }
 
     fn hubs(&self) -> MutexGuard<'_, HashMap<SessionId, Weak<SessionHub>>> {
-        self.hubs.lock().unwrap_or_else(PoisonError::into_inner)
+        self.by_session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Ends every subscription: a shutdown signal through every hub, so that no
