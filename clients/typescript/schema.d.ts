@@ -1172,7 +1172,10 @@ export interface components {
              * @example ci
              */
             name: string;
-            /** @description What the key may do; `admin` includes every other scope. */
+            /**
+             * @description What the key may do (at least one scope); `admin` includes every other
+             *     scope.
+             */
             scopes: components["schemas"]["Scope"][];
         };
         /** @description A new invite; every field is optional. */
@@ -1403,7 +1406,10 @@ export interface components {
             displayName: string;
             /** @description The invite's token (the fragment of the invite link). */
             inviteToken: string;
-            /** @description The joiner's user id in the caller's own system, stored as given. */
+            /**
+             * @description The joiner's user id in the caller's own system, stored as given (not
+             *     blank).
+             */
             userId?: string | null;
         };
         /** @description A new participant with its token, shown once. */
@@ -1633,7 +1639,7 @@ export interface components {
         };
         /** @description A new comment. */
         PostCommentRequest: {
-            /** @description The comment (at most 8 KiB by default). */
+            /** @description The comment (at most 8 KiB by default; not blank). */
             text: string;
         };
         /** @description An RFC 9457 problem document. */
@@ -1907,7 +1913,7 @@ export interface components {
         PromptText: string;
         /** @description A new prompt, or a pending prompt's new text. */
         PromptTextRequest: {
-            /** @description What to ask the agent (at most 32 KiB by default). */
+            /** @description What to ask the agent (at most 32 KiB by default; not blank). */
             text: string;
         };
         /** @description An event of type `prompt.withdrawn`. */
@@ -2771,7 +2777,7 @@ export interface operations {
         /** @description Every field is optional; the body may be empty. */
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["CreateSessionRequest"] | null;
+                "application/json": components["schemas"]["CreateSessionRequest"];
             };
         };
         responses: {
@@ -2867,7 +2873,7 @@ export interface operations {
         /** @description Only the fields to change; an empty body changes nothing. */
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["UpdateSessionRequest"] | null;
+                "application/json": components["schemas"]["UpdateSessionRequest"];
             };
         };
         responses: {
@@ -2942,7 +2948,7 @@ export interface operations {
         /** @description Optional; the body may be empty. */
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["CloseSessionRequest"] | null;
+                "application/json": components["schemas"]["CloseSessionRequest"];
             };
         };
         responses: {
@@ -3052,7 +3058,7 @@ export interface operations {
             };
             header?: {
                 /** @description Resume after this `seq` (it takes the place of `?after=`): what a reconnecting `EventSource` sends. Empty counts as absent; anything but a `seq` (up to 2^63 - 1) is refused with 400 `BAD_REQUEST`, on the stream and on the JSON page alike. */
-                "Last-Event-ID"?: string | null;
+                "Last-Event-ID"?: string;
             };
             path: {
                 /** @description The session's id. */
@@ -3126,7 +3132,7 @@ export interface operations {
         /** @description Every field is optional; the body may be empty. */
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["CreateInviteRequest"] | null;
+                "application/json": components["schemas"]["CreateInviteRequest"];
             };
         };
         responses: {
