@@ -2,6 +2,7 @@
 //! utoipa-axum router that also serves them, plus shared problem responses and
 //! the bearer security scheme.
 
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToResponse};
@@ -184,13 +185,227 @@ impl Modify for Settings {
 pub(crate) fn api_router() -> OpenApiRouter<AppState> {
     let mut router = routes();
     writes_may_be_rate_limited(router.get_openapi_mut());
+    bodies_may_be_left_out(router.get_openapi_mut());
+    link_created_ids(router.get_openapi_mut());
     router
 }
 
-/// Adds the 429 answer to every write operation (`POST`, `PATCH`, `PUT`,
-/// `DELETE`): the rate limit applies to all of them alike.
+/// The operations whose every body field is optional: an empty body (no
+/// body at all) is the same as `{}`. Their body stays a JSON object when sent.
+const OPTIONAL_BODIES: [&str; 4] = [
+    "create_session",
+    "update_session",
+    "close_session",
+    "create_invite",
+];
+
+/// Marks the bodies of `OPTIONAL_BODIES` as not required (the derive marks
+/// every body it knows as required, and `Option<..>` would make it nullable).
+fn bodies_may_be_left_out(openapi: &mut utoipa::openapi::OpenApi) {
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [&mut item.post, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            let optional = operation
+                .operation_id
+                .as_deref()
+                .is_some_and(|id| OPTIONAL_BODIES.contains(&id));
+            if let (true, Some(RefOr::T(body))) = (optional, operation.request_body.as_mut()) {
+                body.required = Some(utoipa::openapi::Required::False);
+            }
+        }
+    }
+}
+
+/// Where an id the answer of an operation creates goes next: `(operation,
+/// status, [(operation that uses it, [(its path parameter, runtime expression)])])`.
+/// Stateful clients and fuzzers follow these links to reach the operations on
+/// a real session, prompt, invite, participant, API key or webhook.
+type Links = &'static [(
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static [(&'static str, &'static str)])],
+)];
+
+/// The `id` of a session created or joined, for every operation on it.
+const SESSION_OPERATIONS: [&str; 14] = [
+    "get_session",
+    "update_session",
+    "close_session",
+    "terminate_session",
+    "set_agent_mode",
+    "list_participants",
+    "list_invites",
+    "create_invite",
+    "list_comments",
+    "post_comment",
+    "list_prompts",
+    "submit_prompt",
+    "list_events",
+    "create_stream_ticket",
+];
+
+/// The operations on one prompt.
+const PROMPT_OPERATIONS: [&str; 7] = [
+    "get_prompt",
+    "edit_prompt",
+    "approve_prompt",
+    "reject_prompt",
+    "withdraw_prompt",
+    "cancel_prompt",
+    "retry_prompt",
+];
+
+const PROMPT_IDS: &[(&str, &str)] = &[("id", "$request.path.id"), ("pid", "$response.body#/id")];
+
+const LINKS: Links = &[
+    (
+        "create_invite",
+        "201",
+        &[(
+            "revoke_invite",
+            &[
+                ("id", "$request.path.id"),
+                ("iid", "$response.body#/invite/id"),
+            ],
+        )],
+    ),
+    (
+        "join_session",
+        "201",
+        &[
+            ("leave_session", &[("id", "$response.body#/session/id")]),
+            (
+                "update_participant",
+                &[
+                    ("id", "$response.body#/session/id"),
+                    ("pid", "$response.body#/participant/id"),
+                ],
+            ),
+            (
+                "remove_participant",
+                &[
+                    ("id", "$response.body#/session/id"),
+                    ("pid", "$response.body#/participant/id"),
+                ],
+            ),
+        ],
+    ),
+    (
+        "create_api_key",
+        "201",
+        &[("revoke_api_key", &[("kid", "$response.body#/apiKey/id")])],
+    ),
+    (
+        "create_webhook",
+        "201",
+        &[
+            ("get_webhook", &[("wid", "$response.body#/webhook/id")]),
+            ("update_webhook", &[("wid", "$response.body#/webhook/id")]),
+            ("delete_webhook", &[("wid", "$response.body#/webhook/id")]),
+            (
+                "rotate_webhook_secret",
+                &[("wid", "$response.body#/webhook/id")],
+            ),
+            (
+                "list_webhook_deliveries",
+                &[("wid", "$response.body#/webhook/id")],
+            ),
+        ],
+    ),
+];
+
+/// The operations an answer links to, each with its path parameters and
+/// their runtime expressions.
+type Targets = Vec<(&'static str, Vec<(&'static str, &'static str)>)>;
+
+/// Adds OpenAPI `links` from the operations that create things to those that
+/// use their ids.
+fn link_created_ids(openapi: &mut utoipa::openapi::OpenApi) {
+    let session_links: Targets = SESSION_OPERATIONS
+        .iter()
+        .map(|operation| (*operation, vec![("id", "$response.body#/session/id")]))
+        .collect();
+    let mut created_links = session_links.clone();
+    created_links.push((
+        "revoke_invite",
+        vec![
+            ("id", "$response.body#/session/id"),
+            ("iid", "$response.body#/invite/invite/id"),
+        ],
+    ));
+    let prompt_links: Targets = PROMPT_OPERATIONS
+        .iter()
+        .map(|operation| (*operation, PROMPT_IDS.to_vec()))
+        .collect();
+    let mut table: Vec<(&str, &str, Targets)> = vec![
+        ("create_session", "201", created_links),
+        ("submit_prompt", "201", prompt_links.clone()),
+        ("retry_prompt", "201", prompt_links),
+    ];
+    for (operation, status, targets) in LINKS {
+        table.push((
+            operation,
+            status,
+            targets
+                .iter()
+                .map(|(target, parameters)| (*target, parameters.to_vec()))
+                .collect(),
+        ));
+    }
+    // Joining links to the session's operations as creating it does.
+    table.push(("join_session", "201", session_links));
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.put,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let Some(id) = operation.operation_id.clone() else {
+                continue;
+            };
+            for (_, status, targets) in table.iter().filter(|(source, ..)| *source == id) {
+                let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status)
+                else {
+                    continue;
+                };
+                for (target, parameters) in targets {
+                    let mut link = LinkBuilder::new()
+                        .operation_id(*target)
+                        .description(format!("`{target}` with the id this answer carries."));
+                    for (name, expression) in parameters {
+                        link = link.parameter(*name, *expression);
+                    }
+                    response
+                        .links
+                        .insert(link_name(target), RefOr::T(link.build()));
+                }
+            }
+        }
+    }
+}
+
+/// A link's name: the target operation in upper camel case (`GetSession`).
+fn link_name(operation: &str) -> String {
+    operation
+        .split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect::<String>()
+            })
+        })
+        .collect()
+}
+
+/// Adds the 429 and 413 answers to every write operation (`POST`, `PATCH`,
+/// `PUT`, `DELETE`): the rate limit and the body size limit apply to all of
+/// them alike, whether or not they read a body.
 fn writes_may_be_rate_limited(openapi: &mut utoipa::openapi::OpenApi) {
     let (name, _) = <TooManyRequests as ToResponse>::response();
+    let (too_large, _) = <PayloadTooLarge as ToResponse>::response();
     for item in openapi.paths.paths.values_mut() {
         let writes = [
             &mut item.post,
@@ -203,6 +418,11 @@ fn writes_may_be_rate_limited(openapi: &mut utoipa::openapi::OpenApi) {
                 .responses
                 .responses
                 .insert("429".to_owned(), RefOr::Ref(Ref::from_response_name(name)));
+            operation
+                .responses
+                .responses
+                .entry("413".to_owned())
+                .or_insert_with(|| RefOr::Ref(Ref::from_response_name(too_large)));
         }
     }
 }

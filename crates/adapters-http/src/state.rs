@@ -8,7 +8,6 @@ use tokio::sync::watch;
 
 use crate::error::ApiError;
 use crate::limit::{RateLimit, WriteLimiter, Writer, is_write};
-use crate::stream::Streams;
 
 /// The state of the router: the use cases and the settings handlers need.
 #[derive(Debug, Clone)]
@@ -16,8 +15,8 @@ pub(crate) struct AppState {
     pub(crate) tandem: Tandem,
     /// The public base URL without a trailing slash, for invite links.
     pub(crate) public_url: Arc<str>,
-    /// The live event streams of this server.
-    pub(crate) streams: Arc<Streams>,
+    /// How often an idle event stream sends a keep-alive comment.
+    pub(crate) keep_alive: std::time::Duration,
     /// The write budgets of callers; `None` when writes are not limited.
     limiter: Option<Arc<WriteLimiter>>,
 }
@@ -31,11 +30,9 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
         keep_alive: std::time::Duration,
     ) -> Self {
-        let streams = Streams::new(tandem.clone(), shutdown, keep_alive);
-        let observer: Arc<dyn tandem_service::CommitObserver> = streams.clone();
-        tandem.observe_commits(Arc::downgrade(&observer));
+        end_streams_at(&tandem, shutdown);
         Self {
-            streams,
+            keep_alive,
             tandem,
             public_url: Arc::from(public_url.trim_end_matches('/')),
             limiter: rate_limit.map(|limit| Arc::new(WriteLimiter::new(limit))),
@@ -62,4 +59,16 @@ impl AppState {
     pub(crate) fn host_url(&self, session_id: tandem_domain::SessionId, token: &str) -> String {
         format!("{}/s/{session_id}#{token}", self.public_url)
     }
+}
+
+/// When `shutdown` turns true, ends every open event stream (and any opened
+/// later at once): their clients resume elsewhere with `Last-Event-ID`.
+fn end_streams_at(tandem: &Tandem, shutdown: watch::Receiver<bool>) {
+    let tandem = tandem.clone();
+    tokio::spawn(async move {
+        let mut shutdown = shutdown;
+        if shutdown.wait_for(|stop| *stop).await.is_ok() {
+            tandem.end_subscriptions();
+        }
+    });
 }

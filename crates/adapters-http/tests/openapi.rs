@@ -126,3 +126,60 @@ fn the_problem_schema_lists_every_code() {
         "#/components/schemas/ErrorCode"
     );
 }
+
+#[test]
+fn links_lead_from_created_ids_to_the_operations_that_use_them() {
+    let document = document();
+    let operations = operations(&document);
+    let path_parameters = |id: &str| -> Vec<String> {
+        let (_, _, operation) = operations
+            .iter()
+            .find(|(_, _, operation)| operation["operationId"] == id)
+            .unwrap_or_else(|| panic!("a link names an unknown operation {id}"));
+        operation["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|parameter| parameter["in"] == "path")
+            .map(|parameter| parameter["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut linked = std::collections::BTreeSet::new();
+    for (_, _, operation) in &operations {
+        for response in operation["responses"].as_object().unwrap().values() {
+            for link in response["links"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(_, l)| l)
+            {
+                let target = link["operationId"].as_str().unwrap();
+                let mut given: Vec<String> = link["parameters"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .cloned()
+                    .collect();
+                let mut needed = path_parameters(target);
+                given.sort();
+                needed.sort();
+                assert_eq!(given, needed, "the link to {target} fills its path");
+                linked.insert(target.to_owned());
+            }
+        }
+    }
+    for target in [
+        "get_session",
+        "revoke_invite",
+        "remove_participant",
+        "approve_prompt",
+        "reject_prompt",
+        "withdraw_prompt",
+        "cancel_prompt",
+        "retry_prompt",
+        "revoke_api_key",
+        "delete_webhook",
+    ] {
+        assert!(linked.contains(target), "nothing links to {target}");
+    }
+}

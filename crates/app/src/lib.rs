@@ -84,6 +84,7 @@ pub async fn service(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<T
         default_agent_profile: config.default_agent.clone(),
         permission_timeout: chrono::TimeDelta::from_std(config.permission_timeout)
             .context("the permission timeout is too long")?,
+        ..ServiceConfig::default()
     };
     Ok(Tandem::new(store, bus, clock, service_config))
 }

@@ -62,6 +62,46 @@ async fn comment(api: &Client, party: &Party, n: usize) {
 }
 
 /// Frames carry id, type and the same JSON as the events page, in order, live.
+#[test]
+fn the_event_schema_holds_each_type_to_its_own_data() {
+    let prompt = "0190c0de-0000-7000-8000-000000000001";
+    let event = json!({
+        "seq": 7,
+        "type": "prompt.completed",
+        "createdAt": "2026-01-01T00:00:00Z",
+        "actor": { "kind": "agent", "id": null },
+        "data": { "promptId": prompt, "stopReason": "end_turn" },
+    });
+    assert_eq!(support::event_errors(&event), Vec::<String>::new());
+    let mut wrong_type = event.clone();
+    wrong_type["type"] = json!("prompt.failed");
+    assert!(
+        !support::event_errors(&wrong_type).is_empty(),
+        "prompt.failed needs an error"
+    );
+    let mut missing = event.clone();
+    missing["data"]
+        .as_object_mut()
+        .unwrap()
+        .remove("stopReason");
+    assert!(
+        !support::event_errors(&missing).is_empty(),
+        "a required field"
+    );
+    let mut unknown_reason = event.clone();
+    unknown_reason["data"]["stopReason"] = json!("bored");
+    assert!(
+        !support::event_errors(&unknown_reason).is_empty(),
+        "an enum"
+    );
+    let mut unknown_type = event;
+    unknown_type["type"] = json!("prompt.exploded");
+    assert!(
+        !support::event_errors(&unknown_type).is_empty(),
+        "the catalog is closed"
+    );
+}
+
 async fn live_events_match_the_log(server: &TestServer) {
     let api = server.client();
     let p = party(&api, &server.admin_key).await;

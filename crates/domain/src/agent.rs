@@ -47,6 +47,7 @@ string_enum! {
 /// Where a session's agent works: a directory on the server, and for a git
 /// worktree, its branch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Workspace {
     pub kind: WorkspaceKind,
@@ -85,6 +86,7 @@ string_enum! {
 /// The id of a mode an agent offers (`default`, `plan`, `acceptEdits`, ...):
 /// 1..=256 bytes, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct AgentModeId(String);
 
@@ -140,6 +142,7 @@ impl From<AgentModeId> for String {
 
 /// A mode the agent offers (ACP session modes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentMode {
     pub id: AgentModeId,
@@ -150,6 +153,7 @@ pub struct AgentMode {
 
 /// A command the agent offers: typed as `/name input` at the start of a prompt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentCommand {
     /// The name, without the slash.
@@ -181,6 +185,7 @@ pub struct ModeRequest {
 
 /// `agent.started`: an agent process started for the session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentStarted {
     /// The agent's own id for its session.
@@ -190,6 +195,7 @@ pub struct AgentStarted {
     /// restart of the server keeps it.
     pub load_session: bool,
     /// Where it works; `None` for agents without a directory (OpenAI endpoints).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub workspace: Option<Workspace>,
     /// Why loading the earlier conversation failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,6 +204,7 @@ pub struct AgentStarted {
 
 /// `agent.commands_updated`: the commands the agent offers now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentCommandsUpdated {
     pub commands: Vec<AgentCommand>,
@@ -205,6 +212,7 @@ pub struct AgentCommandsUpdated {
 
 /// `agent.mode_requested`: the host asked to switch the agent's mode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentModeRequested {
     pub mode_id: AgentModeId,
@@ -213,17 +221,21 @@ pub struct AgentModeRequested {
 
 /// `agent.mode_changed`: the agent's modes or its current mode changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentModeChanged {
     /// `None` when the agent offers no modes.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub current_mode_id: Option<AgentModeId>,
     pub available_modes: Vec<AgentMode>,
     /// The host whose request switched it; `None` when the agent did.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub changed_by: Option<ParticipantId>,
 }
 
 /// `agent.mode_change_failed`: the agent refused the host's mode switch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentModeChangeFailed {
     pub mode_id: AgentModeId,
@@ -233,9 +245,11 @@ pub struct AgentModeChangeFailed {
 
 /// `agent.title_changed`: the agent's own title for the session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentTitleChanged {
     /// `None` once the agent cleared it.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub title: Option<String>,
 }
 

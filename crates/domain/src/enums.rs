@@ -9,17 +9,20 @@ pub struct UnknownVariant {
     pub value: String,
 }
 
+// Attributes and texts are matched as plain token trees, not `meta`/`literal`
+// fragments: derive macros other than serde's (utoipa's) cannot see into those.
 macro_rules! string_enum {
     (
-        $(#[$doc:meta])*
+        $(#[$($doc:tt)*])*
         $name:ident ($kind:literal) {
-            $( $(#[$vdoc:meta])* $variant:ident => $text:literal ),+ $(,)?
+            $( $(#[$($vdoc:tt)*])* $variant:ident => $text:tt ),+ $(,)?
         }
     ) => {
-        $(#[$doc])*
+        $(#[$($doc)*])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum $name {
-            $( $(#[$vdoc])* #[serde(rename = $text)] $variant ),+
+            $( $(#[$($vdoc)*])* #[serde(rename = $text)] $variant ),+
         }
 
         impl $name {

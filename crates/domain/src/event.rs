@@ -148,6 +148,7 @@ string_enum! {
 /// coalesced text it is the first chunk's update carrying the merged text. Both
 /// are redacted alike; `redactions` counts what was taken out (left out if none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentOutput {
     pub prompt_id: PromptId,
@@ -161,6 +162,7 @@ pub struct AgentOutput {
 
 /// A session as `session.created` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SessionSnapshot {
     pub id: SessionId,
@@ -192,6 +194,7 @@ impl SessionSnapshot {
 
 /// A participant as `participant.joined` shows it (no user id, no token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantSnapshot {
     pub id: ParticipantId,
@@ -213,6 +216,7 @@ impl ParticipantSnapshot {
 
 /// A comment as `comment.posted` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CommentSnapshot {
     pub id: CommentId,
@@ -234,6 +238,7 @@ impl CommentSnapshot {
 
 /// A prompt as `prompt.submitted` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PromptSnapshot {
     pub id: PromptId,
@@ -258,121 +263,260 @@ impl PromptSnapshot {
     }
 }
 
-/// The event catalog of DESIGN.md §3 (plus `prompt.edited`, which the design's
-/// editable prompts need). Serialized as `{"type": ..., "data": {...}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data", rename_all_fields = "camelCase")]
-pub enum EventPayload {
-    #[serde(rename = "session.created")]
-    SessionCreated(SessionSnapshot),
-    #[serde(rename = "session.updated")]
-    SessionUpdated {
-        title: Title,
-        mode: SessionMode,
-        permission_policy: PermissionPolicy,
-        expires_at: DateTime<Utc>,
-    },
-    #[serde(rename = "session.closed")]
-    SessionClosed {
-        status: SessionStatus,
-        reason: CloseReason,
-        summary: Option<Summary>,
-    },
-    #[serde(rename = "participant.joined")]
-    ParticipantJoined(ParticipantSnapshot),
-    #[serde(rename = "participant.left")]
-    ParticipantLeft { participant_id: ParticipantId },
-    #[serde(rename = "participant.updated")]
-    ParticipantUpdated {
-        participant_id: ParticipantId,
-        role: Role,
-    },
-    #[serde(rename = "participant.removed")]
-    ParticipantRemoved {
-        participant_id: ParticipantId,
-        removed_by: ParticipantId,
-    },
-    #[serde(rename = "comment.posted")]
-    CommentPosted(CommentSnapshot),
-    #[serde(rename = "prompt.submitted")]
-    PromptSubmitted(PromptSnapshot),
-    #[serde(rename = "prompt.edited")]
-    PromptEdited {
-        prompt_id: PromptId,
-        text: PromptText,
-    },
-    #[serde(rename = "prompt.approved")]
-    PromptApproved {
-        prompt_id: PromptId,
-        approved_by: ParticipantId,
-    },
-    #[serde(rename = "prompt.rejected")]
-    PromptRejected {
-        prompt_id: PromptId,
-        rejected_by: ParticipantId,
-    },
-    #[serde(rename = "prompt.withdrawn")]
-    PromptWithdrawn { prompt_id: PromptId },
-    #[serde(rename = "prompt.started")]
-    PromptStarted { prompt_id: PromptId },
-    /// Someone asked to stop the running prompt; `prompt.cancelled` follows once
-    /// the agent has stopped (the replica running it learns of it from the log).
-    #[serde(rename = "prompt.cancel_requested")]
-    PromptCancelRequested {
-        prompt_id: PromptId,
-        requested_by: ParticipantId,
-    },
-    #[serde(rename = "agent.output")]
-    AgentOutput(AgentOutput),
-    #[serde(rename = "agent.permission_requested")]
-    AgentPermissionRequested {
-        request_id: PermissionRequestId,
-        prompt_id: PromptId,
-        tool_call: serde_json::Value,
-        options: Vec<PermissionOption>,
-        deadline: DateTime<Utc>,
-        /// What was redacted from the tool call and options (left out if none).
-        #[serde(default, skip_serializing_if = "Redactions::is_empty")]
-        redactions: Redactions,
-    },
-    #[serde(rename = "agent.permission_resolved")]
-    AgentPermissionResolved {
-        request_id: PermissionRequestId,
-        prompt_id: PromptId,
-        outcome: PermissionOutcome,
-        cause: PermissionCause,
-        resolved_by: Option<ParticipantId>,
-    },
-    #[serde(rename = "prompt.completed")]
-    PromptCompleted {
-        prompt_id: PromptId,
-        stop_reason: StopReason,
-    },
-    #[serde(rename = "prompt.failed")]
-    PromptFailed {
-        prompt_id: PromptId,
-        error: String,
-        /// What was redacted from the error text (left out if none).
-        #[serde(default, skip_serializing_if = "Redactions::is_empty")]
-        redactions: Redactions,
-    },
-    #[serde(rename = "prompt.cancelled")]
-    PromptCancelled {
-        prompt_id: PromptId,
-        cancelled_by: Option<ParticipantId>,
-    },
-    #[serde(rename = "agent.started")]
-    AgentStarted(AgentStarted),
-    #[serde(rename = "agent.commands_updated")]
-    AgentCommandsUpdated(AgentCommandsUpdated),
-    #[serde(rename = "agent.mode_requested")]
-    AgentModeRequested(AgentModeRequested),
-    #[serde(rename = "agent.mode_changed")]
-    AgentModeChanged(AgentModeChanged),
-    #[serde(rename = "agent.mode_change_failed")]
-    AgentModeChangeFailed(AgentModeChangeFailed),
-    #[serde(rename = "agent.title_changed")]
-    AgentTitleChanged(AgentTitleChanged),
+/// Writes the event catalog once: from `Variant => "wire.name" (Payload)` or
+/// `Variant => "wire.name" { fields }` it makes the serde enum `EventPayload`
+/// (adjacently tagged: `{"type": "wire.name", "data": {...}}`), the `EventType`
+/// enum of the wire names, and with the `openapi` feature each type's `data`
+/// schema.
+///
+/// Everything utoipa must read is matched as plain token trees: derive macros
+/// other than serde's cannot see into `literal` or `meta` fragments. In the
+/// `data` schemas, a field is required unless it is left out when empty
+/// (`#[serde(default, skip_serializing_if = ..)]`); an `Option` that is always
+/// sent is required and nullable.
+macro_rules! event_catalog {
+    // The `data` schema of one type.
+    (@schema $variant:ident ($payload:ty)) => {
+        <$payload as utoipa::PartialSchema>::schema()
+    };
+    (@schema $variant:ident { $($fields:tt)* }) => {
+        <shadow::$variant as utoipa::PartialSchema>::schema()
+    };
+    // The named schemas one type's `data` refers to.
+    (@schemas $out:ident $variant:ident ($payload:ty)) => {
+        <$payload as utoipa::ToSchema>::schemas($out)
+    };
+    (@schemas $out:ident $variant:ident { $($fields:tt)* }) => {
+        <shadow::$variant as utoipa::ToSchema>::schemas($out)
+    };
+    // A struct variant's shadow: a struct of the same fields that derives the
+    // schema (the enum itself cannot: its variants share one `data` property).
+    (@shadow $variant:ident ($payload:ty)) => {};
+    (@shadow $variant:ident { $($fields:tt)* }) => {
+        event_catalog!(@fields $variant [] $($fields)*);
+    };
+    (@fields $variant:ident [$($done:tt)*]
+        $(#[doc = $doc:tt])*
+        #[serde(default, skip_serializing_if = $skip:tt)]
+        $name:ident : $type:ty $(, $($rest:tt)*)?
+    ) => {
+        event_catalog!(@fields $variant [
+            $($done)*
+            $(#[doc = $doc])*
+            #[serde(default, skip_serializing_if = $skip)]
+            $name: $type,
+        ] $($($rest)*)?);
+    };
+    (@fields $variant:ident [$($done:tt)*]
+        $(#[doc = $doc:tt])*
+        $name:ident : $type:ty $(, $($rest:tt)*)?
+    ) => {
+        event_catalog!(@fields $variant [
+            $($done)*
+            $(#[doc = $doc])*
+            #[schema(required = true)]
+            $name: $type,
+        ] $($($rest)*)?);
+    };
+    (@fields $variant:ident [$($done:tt)*]) => {
+        #[derive(utoipa::ToSchema)]
+        #[serde(rename_all = "camelCase")]
+        pub(super) struct $variant {
+            $($done)*
+        }
+    };
+    (
+        $(#[doc = $doc:tt])*
+        pub enum EventPayload {
+            $(
+                $(#[doc = $vdoc:tt])*
+                $variant:ident => $wire:tt $body:tt
+            ),+ $(,)?
+        }
+    ) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "type", content = "data", rename_all_fields = "camelCase")]
+        pub enum EventPayload {
+            $(
+                $(#[doc = $vdoc])*
+                #[serde(rename = $wire)]
+                $variant $body
+            ),+
+        }
+
+        /// The type of an event: one per variant of `EventPayload`, written on the
+        /// wire (and stored) as its name in the catalog (`comment.posted`, ...).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum EventType {
+            $( #[serde(rename = $wire)] $variant ),+
+        }
+
+        impl EventType {
+            /// Every event type of the catalog, in the order of the variants (what
+            /// clients may name, e.g. in a webhook's event filter).
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The wire name (`comment.posted`, ...).
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( Self::$variant => $wire ),+
+                }
+            }
+        }
+
+        impl EventPayload {
+            /// The event's type.
+            pub const fn kind(&self) -> EventType {
+                match self {
+                    $( Self::$variant { .. } => EventType::$variant ),+
+                }
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl EventType {
+            /// The schema of `data` in events of this type (OpenAPI 3.1).
+            pub fn data_schema(self) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                match self {
+                    $( Self::$variant => event_catalog!(@schema $variant $body) ),+
+                }
+            }
+
+            /// The named schemas the `data` schemas of all types refer to.
+            pub fn data_schemas(
+                out: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>,
+            ) {
+                $( event_catalog!(@schemas out $variant $body); )+
+            }
+        }
+
+        /// The schemas of the catalog's struct variants.
+        #[cfg(feature = "openapi")]
+        #[expect(dead_code, reason = "these structs only describe `data` schemas")]
+        mod shadow {
+            use super::*;
+
+            $( event_catalog!(@shadow $variant $body); )+
+        }
+    };
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for EventType {
+    type Err = UnknownVariant;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| UnknownVariant {
+                kind: "event type",
+                value: s.to_owned(),
+            })
+    }
+}
+
+impl PartialEq<&str> for EventType {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+event_catalog! {
+    /// The event catalog of DESIGN.md §3 (plus `prompt.edited`, which the design's
+    /// editable prompts need). Serialized as `{"type": ..., "data": {...}}`.
+    pub enum EventPayload {
+        SessionCreated => "session.created" (SessionSnapshot),
+        SessionUpdated => "session.updated" {
+            title: Title,
+            mode: SessionMode,
+            permission_policy: PermissionPolicy,
+            expires_at: DateTime<Utc>,
+        },
+        SessionClosed => "session.closed" {
+            status: SessionStatus,
+            reason: CloseReason,
+            summary: Option<Summary>,
+        },
+        ParticipantJoined => "participant.joined" (ParticipantSnapshot),
+        ParticipantLeft => "participant.left" { participant_id: ParticipantId },
+        ParticipantUpdated => "participant.updated" {
+            participant_id: ParticipantId,
+            role: Role,
+        },
+        ParticipantRemoved => "participant.removed" {
+            participant_id: ParticipantId,
+            removed_by: ParticipantId,
+        },
+        CommentPosted => "comment.posted" (CommentSnapshot),
+        PromptSubmitted => "prompt.submitted" (PromptSnapshot),
+        PromptEdited => "prompt.edited" {
+            prompt_id: PromptId,
+            text: PromptText,
+        },
+        PromptApproved => "prompt.approved" {
+            prompt_id: PromptId,
+            approved_by: ParticipantId,
+        },
+        PromptRejected => "prompt.rejected" {
+            prompt_id: PromptId,
+            rejected_by: ParticipantId,
+        },
+        PromptWithdrawn => "prompt.withdrawn" { prompt_id: PromptId },
+        PromptStarted => "prompt.started" { prompt_id: PromptId },
+        /// Someone asked to stop the running prompt; `prompt.cancelled` follows once
+        /// the agent has stopped (the replica running it learns of it from the log).
+        PromptCancelRequested => "prompt.cancel_requested" {
+            prompt_id: PromptId,
+            requested_by: ParticipantId,
+        },
+        AgentOutput => "agent.output" (AgentOutput),
+        AgentPermissionRequested => "agent.permission_requested" {
+            request_id: PermissionRequestId,
+            prompt_id: PromptId,
+            tool_call: serde_json::Value,
+            options: Vec<PermissionOption>,
+            deadline: DateTime<Utc>,
+            /// What was redacted from the tool call and options (left out if none).
+            #[serde(default, skip_serializing_if = "Redactions::is_empty")]
+            redactions: Redactions,
+        },
+        AgentPermissionResolved => "agent.permission_resolved" {
+            request_id: PermissionRequestId,
+            prompt_id: PromptId,
+            outcome: PermissionOutcome,
+            cause: PermissionCause,
+            resolved_by: Option<ParticipantId>,
+        },
+        PromptCompleted => "prompt.completed" {
+            prompt_id: PromptId,
+            stop_reason: StopReason,
+        },
+        PromptFailed => "prompt.failed" {
+            prompt_id: PromptId,
+            error: String,
+            /// What was redacted from the error text (left out if none).
+            #[serde(default, skip_serializing_if = "Redactions::is_empty")]
+            redactions: Redactions,
+        },
+        PromptCancelled => "prompt.cancelled" {
+            prompt_id: PromptId,
+            cancelled_by: Option<ParticipantId>,
+        },
+        AgentStarted => "agent.started" (AgentStarted),
+        AgentCommandsUpdated => "agent.commands_updated" (AgentCommandsUpdated),
+        AgentModeRequested => "agent.mode_requested" (AgentModeRequested),
+        AgentModeChanged => "agent.mode_changed" (AgentModeChanged),
+        AgentModeChangeFailed => "agent.mode_change_failed" (AgentModeChangeFailed),
+        AgentTitleChanged => "agent.title_changed" (AgentTitleChanged),
+    }
 }
 
 /// A stored payload that does not decode: unknown type or malformed data.
@@ -385,70 +529,10 @@ pub struct PayloadError {
 }
 
 impl EventPayload {
-    /// Every event type of the catalog, in the order of the variants (what
-    /// clients may name, e.g. in a webhook's event filter). The storage contract
-    /// suite checks that every variant's `event_type` is listed.
-    pub const TYPES: &'static [&'static str] = &[
-        "session.created",
-        "session.updated",
-        "session.closed",
-        "participant.joined",
-        "participant.left",
-        "participant.updated",
-        "participant.removed",
-        "comment.posted",
-        "prompt.submitted",
-        "prompt.edited",
-        "prompt.approved",
-        "prompt.rejected",
-        "prompt.withdrawn",
-        "prompt.started",
-        "prompt.cancel_requested",
-        "agent.output",
-        "agent.permission_requested",
-        "agent.permission_resolved",
-        "prompt.completed",
-        "prompt.failed",
-        "prompt.cancelled",
-        "agent.started",
-        "agent.commands_updated",
-        "agent.mode_requested",
-        "agent.mode_changed",
-        "agent.mode_change_failed",
-        "agent.title_changed",
-    ];
-
-    /// The event's type, as in the catalog (`comment.posted`, ...).
+    /// The event's type, as in the catalog (`comment.posted`, ...): the wire name
+    /// of `kind()`, as stored.
     pub const fn event_type(&self) -> &'static str {
-        match self {
-            Self::SessionCreated(_) => "session.created",
-            Self::SessionUpdated { .. } => "session.updated",
-            Self::SessionClosed { .. } => "session.closed",
-            Self::ParticipantJoined(_) => "participant.joined",
-            Self::ParticipantLeft { .. } => "participant.left",
-            Self::ParticipantUpdated { .. } => "participant.updated",
-            Self::ParticipantRemoved { .. } => "participant.removed",
-            Self::CommentPosted(_) => "comment.posted",
-            Self::PromptSubmitted(_) => "prompt.submitted",
-            Self::PromptEdited { .. } => "prompt.edited",
-            Self::PromptApproved { .. } => "prompt.approved",
-            Self::PromptRejected { .. } => "prompt.rejected",
-            Self::PromptWithdrawn { .. } => "prompt.withdrawn",
-            Self::PromptStarted { .. } => "prompt.started",
-            Self::PromptCancelRequested { .. } => "prompt.cancel_requested",
-            Self::AgentOutput(_) => "agent.output",
-            Self::AgentPermissionRequested { .. } => "agent.permission_requested",
-            Self::AgentPermissionResolved { .. } => "agent.permission_resolved",
-            Self::PromptCompleted { .. } => "prompt.completed",
-            Self::PromptFailed { .. } => "prompt.failed",
-            Self::PromptCancelled { .. } => "prompt.cancelled",
-            Self::AgentStarted(_) => "agent.started",
-            Self::AgentCommandsUpdated(_) => "agent.commands_updated",
-            Self::AgentModeRequested(_) => "agent.mode_requested",
-            Self::AgentModeChanged(_) => "agent.mode_changed",
-            Self::AgentModeChangeFailed(_) => "agent.mode_change_failed",
-            Self::AgentTitleChanged(_) => "agent.title_changed",
-        }
+        self.kind().as_str()
     }
 
     /// The `data` object, as stored and sent.

@@ -14,9 +14,10 @@ use uuid::Uuid;
 use crate::error::{ValidationError, ValidationProblem};
 
 macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
+    ($(#[$($doc:tt)*])* $name:ident) => {
+        $(#[$($doc)*])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(transparent)]
         pub struct $name(Uuid);
 
@@ -116,9 +117,10 @@ fn parse_slug(field: &'static str, raw: &str, max: usize) -> Result<String, Vali
 }
 
 macro_rules! slug {
-    ($(#[$doc:meta])* $name:ident, $field:literal, $max:literal) => {
-        $(#[$doc])*
+    ($(#[$($doc:tt)*])* $name:ident, $field:literal, $max:literal) => {
+        $(#[$($doc)*])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(transparent)]
         pub struct $name(String);
 

@@ -36,7 +36,8 @@ pub use duration::Ttl;
 pub use enums::UnknownVariant;
 pub use error::{DomainError, ValidationError, ValidationProblem};
 pub use event::{
-    Actor, AgentOutput, AgentOutputKind, Event, EventPayload, NewEvent, PayloadError, Seq,
+    Actor, AgentOutput, AgentOutputKind, Event, EventPayload, EventType, NewEvent, PayloadError,
+    Seq,
 };
 pub use ids::{
     AgentProfileName, ApiKeyId, CommentId, InviteId, ParticipantId, PermissionRequestId, PromptId,

@@ -34,6 +34,7 @@ impl PermissionOptionKind {
 
 /// One answer the agent offers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PermissionOption {
     pub id: String,
@@ -43,6 +44,7 @@ pub struct PermissionOption {
 
 /// The answer given back to the agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(
     tag = "outcome",
     rename_all = "snake_case",
@@ -50,7 +52,11 @@ pub struct PermissionOption {
 )]
 pub enum PermissionOutcome {
     /// One of the agent's options was chosen.
-    Selected { option_id: String },
+    Selected {
+        // Named again for the schema, which does not read `rename_all_fields`.
+        #[serde(rename = "optionId")]
+        option_id: String,
+    },
     /// No option was chosen (the agent treats the tool call as refused).
     Cancelled,
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// Redacted values by kind. Empty when nothing was redacted; events leave it out
 /// then, so that events stored before redaction existed read the same.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct Redactions(BTreeMap<String, u32>);
 

@@ -134,9 +134,10 @@ fn parse_body(field: &'static str, raw: &str, max: usize) -> Result<String, Vali
 }
 
 macro_rules! text_value {
-    ($(#[$doc:meta])* $name:ident, $parser:ident, $field:literal, $limit:ident) => {
-        $(#[$doc])*
+    ($(#[$($doc:tt)*])* $name:ident, $parser:ident, $field:literal, $limit:ident) => {
+        $(#[$($doc)*])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(transparent)]
         pub struct $name(String);
 

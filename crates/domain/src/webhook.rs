@@ -15,7 +15,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::enums::string_enum;
 use crate::error::{DomainError, ValidationError, ValidationProblem};
-use crate::event::{EventPayload, Seq};
+use crate::event::{EventPayload, EventType, Seq};
 use crate::ids::{SessionId, WebhookDeliveryId, WebhookId, WorkspaceId};
 use crate::prompt::PromptStatus;
 
@@ -157,11 +157,9 @@ impl EventSelector {
         if raw == Self::PROMPT_AWAITING_APPROVAL.0 {
             return Ok(Self::PROMPT_AWAITING_APPROVAL);
         }
-        EventPayload::TYPES
-            .iter()
-            .find(|known| **known == raw)
-            .map(|known| Self(known))
-            .ok_or(ValidationError::new(
+        raw.parse::<EventType>()
+            .map(|known| Self(known.as_str()))
+            .map_err(|_| ValidationError::new(
                 "eventTypes",
                 ValidationProblem::Format(
                     "event types of the catalog (e.g. agent.permission_requested) or prompt.submitted:pending_approval",
@@ -789,8 +787,9 @@ mod tests {
 
     #[test]
     fn selectors_are_catalog_types_or_prompts_awaiting_approval() {
-        for name in EventPayload::TYPES {
-            assert_eq!(EventSelector::parse(name).unwrap().as_str(), *name);
+        for kind in EventType::ALL {
+            let name = kind.as_str();
+            assert_eq!(EventSelector::parse(name).unwrap().as_str(), name);
         }
         assert_eq!(
             EventSelector::parse("prompt.submitted:pending_approval").unwrap(),

@@ -23,6 +23,7 @@ mod prompts;
 pub mod redact;
 mod runner;
 mod sessions;
+mod subscriptions;
 mod tickets;
 mod webhooks;
 
@@ -44,6 +45,7 @@ pub use prompts::CancelResult;
 pub use redact::{KnownSecret, PatternRule, RedactionError, RedactionSettings, Redactor};
 pub use runner::{Agents, PromptRunner, RunnerConfig};
 pub use sessions::{NewSession, SessionCreated, SessionDetails, SessionOverview};
+pub use subscriptions::{DEFAULT_HEARTBEAT, Delivery, Next, Subscription};
 pub use tickets::{IssuedTicket, STREAM_TICKET_TTL};
 pub use webhooks::{WebhookConfig, WebhookDispatcher, WebhookWithSecret};
 
@@ -86,6 +88,9 @@ pub struct ServiceConfig {
     pub default_agent_profile: AgentProfileName,
     /// How long the host has to answer an agent's permission request.
     pub permission_timeout: TimeDelta,
+    /// How many events a session's hub keeps for subscribers that are behind;
+    /// one further behind catches up from the log.
+    pub stream_buffer: usize,
 }
 
 impl Default for ServiceConfig {
@@ -96,6 +101,7 @@ impl Default for ServiceConfig {
             agent_profiles: BTreeSet::from([echo.clone()]),
             default_agent_profile: echo,
             permission_timeout: TimeDelta::minutes(5),
+            stream_buffer: 1024,
         }
     }
 }
@@ -104,7 +110,7 @@ impl Default for ServiceConfig {
 /// task: for in-process fan-out that need not read back from the log what was
 /// just written. It must be quick and must not block. Events committed by other
 /// processes never reach it (they come through the `EventBus` and the log).
-pub trait CommitObserver: Send + Sync + 'static {
+pub(crate) trait CommitObserver: Send + Sync + 'static {
     /// `events` were committed to `session_id`'s log, in order, with their seqs.
     fn committed(&self, session_id: SessionId, events: &[Event]);
 }
@@ -120,6 +126,7 @@ pub struct Tandem {
     observers: Arc<RwLock<Vec<Weak<dyn CommitObserver>>>>,
     known_tokens: Arc<credentials::KnownTokens>,
     webhooks: Arc<webhooks::Webhooks>,
+    subscriptions: Arc<subscriptions::Hubs>,
 }
 
 impl std::fmt::Debug for Tandem {
@@ -142,6 +149,7 @@ impl Tandem {
             store,
             bus,
             clock,
+            subscriptions: Arc::new(subscriptions::Hubs::new(config.stream_buffer)),
             config: Arc::new(config),
             work: Arc::default(),
             observers: Arc::default(),
@@ -152,7 +160,7 @@ impl Tandem {
 
     /// Tells `observer` of every commit of this process from now on, for as long
     /// as it lives.
-    pub fn observe_commits(&self, observer: Weak<dyn CommitObserver>) {
+    pub(crate) fn observe_commits(&self, observer: Weak<dyn CommitObserver>) {
         let mut observers = self
             .observers
             .write()
@@ -164,16 +172,6 @@ impl Tandem {
     /// The settings.
     pub fn config(&self) -> &ServiceConfig {
         &self.config
-    }
-
-    /// The store, for the parts of the server that read the log directly (streams).
-    pub fn store(&self) -> &Arc<dyn SessionStore> {
-        &self.store
-    }
-
-    /// The event bus, for stream subscribers.
-    pub fn bus(&self) -> &Arc<dyn EventBus> {
-        &self.bus
     }
 
     /// Whether the database answers.
@@ -216,12 +214,14 @@ impl Tandem {
         Ok(events)
     }
 
-    /// Hands the committed events to this process's observers, then wakes the
-    /// session's subscribers (on every replica) through the bus.
+    /// Hands the committed events to this process's subscriptions and
+    /// observers, then wakes the session's subscribers (on every replica)
+    /// through the bus.
     fn publish(&self, session_id: SessionId, events: &[Event]) {
         let Some(last) = events.last() else {
             return;
         };
+        self.subscriptions.committed(session_id, events);
         {
             let observers = self
                 .observers

@@ -38,12 +38,6 @@ impl Tandem {
         })
     }
 
-    /// Authorizes `caller` to watch a session's events (settling its expiry
-    /// first) and returns the seq of its last event.
-    pub async fn watch(&self, caller: &Caller, session_id: SessionId) -> Result<Seq, ServiceError> {
-        Ok(self.visible_session(caller, session_id).await?.last_seq)
-    }
-
     /// A page of the session's event log after `after`, in `seq` order.
     pub async fn events(
         &self,

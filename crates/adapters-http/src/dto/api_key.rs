@@ -19,7 +19,9 @@ pub(crate) struct CreateApiKeyRequest {
     /// A label for people (`ci`, `dashboard`).
     #[schema(example = "ci")]
     pub(crate) name: String,
-    /// What the key may do; `admin` includes every other scope.
+    /// What the key may do (at least one scope); `admin` includes every other
+    /// scope.
+    #[schema(min_items = 1)]
     pub(crate) scopes: Vec<Scope>,
 }
 

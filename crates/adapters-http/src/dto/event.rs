@@ -1,104 +1,17 @@
 //! Events on the wire: the JSON page of a session's log. The SSE stream sends the
 //! same `EventResponse` object as each frame's `data`.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tandem_domain::{Actor, Event, EventPayload};
-use utoipa::ToSchema;
+use tandem_domain::{Actor, Event, EventType};
+use utoipa::openapi::schema::{
+    Discriminator, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
-
-/// The event catalog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-pub(crate) enum EventType {
-    #[serde(rename = "session.created")]
-    SessionCreated,
-    #[serde(rename = "session.updated")]
-    SessionUpdated,
-    #[serde(rename = "session.closed")]
-    SessionClosed,
-    #[serde(rename = "participant.joined")]
-    ParticipantJoined,
-    #[serde(rename = "participant.left")]
-    ParticipantLeft,
-    #[serde(rename = "participant.updated")]
-    ParticipantUpdated,
-    #[serde(rename = "participant.removed")]
-    ParticipantRemoved,
-    #[serde(rename = "comment.posted")]
-    CommentPosted,
-    #[serde(rename = "prompt.submitted")]
-    PromptSubmitted,
-    #[serde(rename = "prompt.edited")]
-    PromptEdited,
-    #[serde(rename = "prompt.approved")]
-    PromptApproved,
-    #[serde(rename = "prompt.rejected")]
-    PromptRejected,
-    #[serde(rename = "prompt.withdrawn")]
-    PromptWithdrawn,
-    #[serde(rename = "prompt.started")]
-    PromptStarted,
-    #[serde(rename = "prompt.cancel_requested")]
-    PromptCancelRequested,
-    #[serde(rename = "agent.output")]
-    AgentOutput,
-    #[serde(rename = "agent.permission_requested")]
-    AgentPermissionRequested,
-    #[serde(rename = "agent.permission_resolved")]
-    AgentPermissionResolved,
-    #[serde(rename = "prompt.completed")]
-    PromptCompleted,
-    #[serde(rename = "prompt.failed")]
-    PromptFailed,
-    #[serde(rename = "prompt.cancelled")]
-    PromptCancelled,
-    #[serde(rename = "agent.started")]
-    AgentStarted,
-    #[serde(rename = "agent.commands_updated")]
-    AgentCommandsUpdated,
-    #[serde(rename = "agent.mode_requested")]
-    AgentModeRequested,
-    #[serde(rename = "agent.mode_changed")]
-    AgentModeChanged,
-    #[serde(rename = "agent.mode_change_failed")]
-    AgentModeChangeFailed,
-    #[serde(rename = "agent.title_changed")]
-    AgentTitleChanged,
-}
-
-impl From<&EventPayload> for EventType {
-    fn from(payload: &EventPayload) -> Self {
-        match payload {
-            EventPayload::SessionCreated(_) => Self::SessionCreated,
-            EventPayload::SessionUpdated { .. } => Self::SessionUpdated,
-            EventPayload::SessionClosed { .. } => Self::SessionClosed,
-            EventPayload::ParticipantJoined(_) => Self::ParticipantJoined,
-            EventPayload::ParticipantLeft { .. } => Self::ParticipantLeft,
-            EventPayload::ParticipantUpdated { .. } => Self::ParticipantUpdated,
-            EventPayload::ParticipantRemoved { .. } => Self::ParticipantRemoved,
-            EventPayload::CommentPosted(_) => Self::CommentPosted,
-            EventPayload::PromptSubmitted(_) => Self::PromptSubmitted,
-            EventPayload::PromptEdited { .. } => Self::PromptEdited,
-            EventPayload::PromptApproved { .. } => Self::PromptApproved,
-            EventPayload::PromptRejected { .. } => Self::PromptRejected,
-            EventPayload::PromptWithdrawn { .. } => Self::PromptWithdrawn,
-            EventPayload::PromptStarted { .. } => Self::PromptStarted,
-            EventPayload::PromptCancelRequested { .. } => Self::PromptCancelRequested,
-            EventPayload::AgentOutput(_) => Self::AgentOutput,
-            EventPayload::AgentPermissionRequested { .. } => Self::AgentPermissionRequested,
-            EventPayload::AgentPermissionResolved { .. } => Self::AgentPermissionResolved,
-            EventPayload::PromptCompleted { .. } => Self::PromptCompleted,
-            EventPayload::PromptFailed { .. } => Self::PromptFailed,
-            EventPayload::PromptCancelled { .. } => Self::PromptCancelled,
-            EventPayload::AgentStarted(_) => Self::AgentStarted,
-            EventPayload::AgentCommandsUpdated(_) => Self::AgentCommandsUpdated,
-            EventPayload::AgentModeRequested(_) => Self::AgentModeRequested,
-            EventPayload::AgentModeChanged(_) => Self::AgentModeChanged,
-            EventPayload::AgentModeChangeFailed(_) => Self::AgentModeChangeFailed,
-            EventPayload::AgentTitleChanged(_) => Self::AgentTitleChanged,
-        }
-    }
-}
 
 /// What kind of actor caused an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -132,18 +45,15 @@ impl From<&Actor> for ActorResponse {
     }
 }
 
-/// One event of a session's log.
-#[derive(Debug, Serialize, ToSchema)]
+/// One event of a session's log. Its schema is a union discriminated by `type`:
+/// one variant per type of the domain's catalog, each with its own `data`.
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EventResponse {
-    /// The event's position in its session's log: 1, 2, 3, ... with no gaps.
-    #[schema(minimum = 1)]
     pub(crate) seq: u64,
     pub(crate) r#type: EventType,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) actor: ActorResponse,
-    /// The event's payload; its shape depends on `type`.
-    #[schema(value_type = Object)]
     pub(crate) data: serde_json::Value,
 }
 
@@ -151,11 +61,96 @@ impl From<&Event> for EventResponse {
     fn from(event: &Event) -> Self {
         Self {
             seq: event.seq.get(),
-            r#type: (&event.payload).into(),
+            r#type: event.payload.kind(),
             created_at: event.at,
             actor: (&event.actor).into(),
             data: event.payload.data(),
         }
+    }
+}
+
+/// The name of the schema of one event type's events: `session.created` is
+/// `SessionCreatedEvent`.
+fn variant_schema_name(kind: EventType) -> String {
+    let mut name = String::new();
+    for word in kind.as_str().split(['.', '_']) {
+        let mut chars = word.chars();
+        if let Some(first) = chars.next() {
+            name.extend(first.to_uppercase());
+            name.push_str(chars.as_str());
+        }
+    }
+    name.push_str("Event");
+    name
+}
+
+/// The schema of the events of one type: `type` is that type's name and `data`
+/// its payload.
+fn variant_schema(kind: EventType) -> Schema {
+    ObjectBuilder::new()
+        .property(
+            "seq",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(1))
+                .description(Some(
+                    "The event's position in its session's log: 1, 2, 3, ... with no gaps.",
+                )),
+        )
+        .required("seq")
+        .property(
+            "type",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([kind.as_str()])),
+        )
+        .required("type")
+        .property(
+            "createdAt",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .required("createdAt")
+        .property("actor", Ref::from_schema_name(ActorResponse::name()))
+        .required("actor")
+        .property("data", kind.data_schema())
+        .required("data")
+        .description(Some(format!("An event of type `{kind}`.")))
+        .into()
+}
+
+impl PartialSchema for EventResponse {
+    fn schema() -> RefOr<Schema> {
+        let mut union = OneOfBuilder::new().description(Some(
+            "One event of a session's log: `type` says which, and `data` has that type's shape.",
+        ));
+        let mut discriminator = Discriminator::new("type");
+        for kind in EventType::ALL {
+            let name = variant_schema_name(*kind);
+            discriminator.mapping.insert(
+                kind.as_str().to_owned(),
+                format!("#/components/schemas/{name}"),
+            );
+            union = union.item(Ref::from_schema_name(name));
+        }
+        union.discriminator(Some(discriminator)).into()
+    }
+}
+
+impl ToSchema for EventResponse {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Event")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((ActorResponse::name().into_owned(), ActorResponse::schema()));
+        <ActorResponse as ToSchema>::schemas(schemas);
+        for kind in EventType::ALL {
+            schemas.push((variant_schema_name(*kind), variant_schema(*kind).into()));
+        }
+        EventType::data_schemas(schemas);
     }
 }
 
@@ -187,13 +182,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn event_types_are_named_as_the_domain_names_them() {
-        let payload = EventPayload::PromptWithdrawn {
-            prompt_id: tandem_domain::PromptId::from_uuid(Uuid::now_v7()),
-        };
+    fn each_event_type_has_a_schema_named_after_it() {
         assert_eq!(
-            serde_json::to_value(EventType::from(&payload)).unwrap(),
-            serde_json::Value::from(payload.event_type())
+            variant_schema_name(EventType::AgentPermissionRequested),
+            "AgentPermissionRequestedEvent"
+        );
+        assert_eq!(
+            variant_schema_name(EventType::SessionCreated),
+            "SessionCreatedEvent"
         );
     }
 }

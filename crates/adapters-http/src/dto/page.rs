@@ -110,7 +110,7 @@ pub(crate) struct PromptListQuery {
 #[into_params(parameter_in = Query)]
 pub(crate) struct EventsQuery {
     /// Return the events after this `seq` (default 0: from the start).
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_u64)]
     pub(crate) after: Option<u64>,
     /// How many events to return (default 50; JSON pages only).
     #[param(minimum = 1, maximum = 200)]

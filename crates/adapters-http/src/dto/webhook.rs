@@ -21,7 +21,10 @@ pub(crate) struct WebhookEventType;
 
 impl utoipa::PartialSchema for WebhookEventType {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        let mut values: Vec<&str> = domain::EventPayload::TYPES.to_vec();
+        let mut values: Vec<&str> = domain::EventType::ALL
+            .iter()
+            .map(|kind| kind.as_str())
+            .collect();
         values.push(domain::EventSelector::PROMPT_AWAITING_APPROVAL.as_str());
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)

@@ -12,6 +12,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiPath, ApiQuery, Authenticated, bearer_token};
 use crate::openapi::{BadRequest, Forbidden, Internal, NotAcceptable, NotFound, Unauthorized};
 use crate::state::AppState;
+use crate::stream;
 
 /// Read a session's events: live as Server-Sent Events, or a JSON page.
 ///
@@ -20,7 +21,8 @@ use crate::state::AppState;
 /// `Last-Event-ID` (or `?after=`) from the durable log, then goes live, with no gap
 /// and no duplicate; a comment every 15 s keeps it open; it ends after
 /// `session.closed` or when the participant leaves or is removed. Otherwise a
-/// page of the events after `?after=<seq>`, for polling clients. Browsers'
+/// page of the events after `?after=<seq>` (or `Last-Event-ID`), for polling
+/// clients. Browsers'
 /// `EventSource` passes a one-use `?ticket=` instead of a header.
 #[utoipa::path(
     get,
@@ -30,7 +32,7 @@ use crate::state::AppState;
     security(("bearer" = []), ()),
     params(
         ("id" = Uuid, Path, description = "The session's id."),
-        ("Last-Event-ID" = Option<u64>, Header, description = "Resume a stream after this `seq`."),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = r"^\s*[0-9]{0,19}\s*$", description = "Resume after this `seq` (it takes the place of `?after=`): what a reconnecting `EventSource` sends. Empty counts as absent; anything but a `seq` (up to 2^63 - 1) is refused with 400 `BAD_REQUEST`, on the stream and on the JSON page alike."),
         EventsQuery
     ),
     responses(
@@ -56,18 +58,15 @@ pub(crate) async fn list_events(
         Some(ticket) => state.tandem.redeem_stream_ticket(ticket, id).await?,
         None => state.tandem.authenticate(bearer_token(&headers)?).await?,
     };
+    let after = match last_event_id(&headers)? {
+        Some(seq) => seq,
+        None => cursor(query.after)?,
+    };
     if wants_stream(&headers) {
-        let after = match last_event_id(&headers)? {
-            Some(seq) => seq,
-            None => query.after.unwrap_or(0),
-        };
-        // Authorize (and settle expiry) before the stream starts, so that a
-        // refusal is a problem document rather than an empty stream. A cursor
-        // beyond the end of the log (from another database, say) counts as the
-        // end: the client gets what comes next, endings included.
-        let last = state.tandem.watch(&caller, id).await?;
-        let after = Seq::new(after).min(last);
-        let body = state.streams.open(caller, id, after).await?;
+        // Authorized before the stream starts, so that a refusal is a problem
+        // document rather than an empty stream.
+        let subscription = state.tandem.subscribe(&caller, id, Seq::new(after)).await?;
+        let body = stream::body(subscription, state.keep_alive);
         return Response::builder()
             .header(header::CONTENT_TYPE, "text/event-stream")
             .header(header::CACHE_CONTROL, "no-cache")
@@ -83,7 +82,7 @@ pub(crate) async fn list_events(
         ));
     }
     let limit = limit(query.limit)?;
-    let after = Seq::new(query.after.unwrap_or(0));
+    let after = Seq::new(after);
     let events = state.tandem.events(&caller, id, after, limit).await?;
     Ok(Json(EventPage {
         next: next_cursor(&events, limit, |event| event.seq.get()),
@@ -148,15 +147,35 @@ fn wants_stream(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The `Last-Event-ID` a reconnecting `EventSource` sends.
+/// The highest `seq` a cursor may name: the log's numbers are 64-bit signed in
+/// the database.
+const MAX_SEQ: u64 = i64::MAX as u64;
+
+/// `?after=`, 0 when absent.
+fn cursor(after: Option<u64>) -> Result<u64, ApiError> {
+    match after {
+        None => Ok(0),
+        Some(seq) if seq <= MAX_SEQ => Ok(seq),
+        Some(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidQueryParameter,
+            "after must be an event's seq (at most 2^63 - 1)",
+        )),
+    }
+}
+
+/// The `Last-Event-ID` a reconnecting `EventSource` sends; empty counts as
+/// absent (the SSE specification's reset).
 fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get("last-event-id") else {
         return Ok(None);
     };
-    value
-        .to_str()
-        .ok()
-        .and_then(|text| text.trim().parse().ok())
+    let text = value.to_str().ok().map(str::trim);
+    if text == Some("") {
+        return Ok(None);
+    }
+    text.and_then(|text| text.parse::<u64>().ok())
+        .filter(|seq| *seq <= MAX_SEQ)
         .map(Some)
         .ok_or_else(|| {
             ApiError::new(
@@ -215,5 +234,29 @@ mod tests {
             headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
             assert_eq!(accepts_json(&headers), json, "{accept}");
         }
+    }
+
+    #[test]
+    fn a_cursor_is_a_seq_up_to_the_largest_stored() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(last_event_id(&headers).unwrap(), None);
+        for (value, seq) in [("", None), ("  ", None), ("7", Some(7)), (" 42 ", Some(42))] {
+            headers.insert("last-event-id", HeaderValue::from_static(value));
+            assert_eq!(last_event_id(&headers).unwrap(), seq, "{value:?}");
+        }
+        for bad in ["x", "-1", "1.5", "9223372036854775808"] {
+            headers.insert("last-event-id", HeaderValue::from_static(bad));
+            assert_eq!(
+                last_event_id(&headers).unwrap_err().code(),
+                ErrorCode::BadRequest,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(cursor(None).unwrap(), 0);
+        assert_eq!(cursor(Some(MAX_SEQ)).unwrap(), MAX_SEQ);
+        assert_eq!(
+            cursor(Some(MAX_SEQ + 1)).unwrap_err().code(),
+            ErrorCode::InvalidQueryParameter
+        );
     }
 }

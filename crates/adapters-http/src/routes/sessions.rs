@@ -143,7 +143,7 @@ pub(crate) async fn get_session(
     tag = "sessions",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The session's id.")),
-    request_body = UpdateSessionRequest,
+    request_body(content = UpdateSessionRequest, description = "Only the fields to change; an empty body changes nothing."),
     responses(
         (status = 200, description = "The updated session.", body = SessionResponse),
         (status = 400, response = BadRequest),

@@ -309,6 +309,7 @@ impl Client {
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default()
             .to_owned();
+        let is_events = response.url().path().ends_with("/events");
         let bytes = response.bytes().await.expect("a body");
         let body = if bytes.is_empty() {
             Value::Null
@@ -317,6 +318,11 @@ impl Client {
                 panic!("a JSON body, got {:?}", String::from_utf8_lossy(&bytes))
             })
         };
+        if is_events && status == 200 {
+            for event in body["events"].as_array().expect("a page of events") {
+                check_event(event);
+            }
+        }
         Reply {
             status,
             content_type,
@@ -393,11 +399,50 @@ pub(crate) async fn open(
 }
 
 /// The next event, or `None` when the stream ended; panics after 10 s of silence.
+/// Every event is checked against the OpenAPI document.
 pub(crate) async fn next(events: &mut Events) -> Option<Event> {
     match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
-        Ok(Some(Ok(event))) => Some(event),
+        Ok(Some(Ok(event))) => {
+            let data: Value = serde_json::from_str(&event.data)
+                .unwrap_or_else(|_| panic!("a frame of JSON, got {:?}", event.data));
+            check_event(&data);
+            assert_eq!(data["type"], event.event.as_str(), "`event:` is the type");
+            assert_eq!(data["seq"].to_string(), event.id, "`id:` is the seq");
+            Some(event)
+        }
         Ok(Some(Err(error))) => panic!("the stream broke: {error}"),
         Ok(None) => None,
         Err(elapsed) => panic!("no event within 10 s ({elapsed})"),
     }
+}
+
+/// The OpenAPI document's `Event` schema, as a validator of the events the
+/// suite sees (built once per test binary).
+fn event_schema() -> &'static jsonschema::Validator {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let document = serde_json::to_value(tandem_http::openapi()).expect("the document");
+        let schema = serde_json::json!({
+            "$ref": "#/components/schemas/Event",
+            "components": document["components"],
+        });
+        jsonschema::draft202012::new(&schema).expect("the document's schemas compile")
+    })
+}
+
+/// Where `event` differs from what the OpenAPI document says of its type.
+pub(crate) fn event_errors(event: &Value) -> Vec<String> {
+    event_schema()
+        .iter_errors(event)
+        .map(|error| format!("{} at {}", error, error.instance_path()))
+        .collect()
+}
+
+/// Panics unless `event` is exactly as the OpenAPI document describes its type.
+pub(crate) fn check_event(event: &Value) {
+    let errors = event_errors(event);
+    assert!(
+        errors.is_empty(),
+        "the event does not match the document: {errors:?}\n{event}"
+    );
 }

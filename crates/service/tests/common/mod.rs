@@ -40,46 +40,67 @@ pub(crate) use assert_err;
 /// A running service over its own database file.
 pub(crate) struct Harness {
     pub(crate) tandem: Tandem,
+    /// The store under the service, to check what was committed.
+    store: Arc<dyn SessionStore>,
+    /// The event bus under the service.
+    pub(crate) bus: Arc<LocalEventBus>,
     pub(crate) clock: Arc<ManualClock>,
     /// The bootstrap admin key of workspace `default` (absent in `bare` harnesses).
     pub(crate) admin: Option<Caller>,
-    _dir: TempDir,
+    _dir: Option<TempDir>,
 }
 
 impl Harness {
     /// A service with a fresh database and an authenticated admin key.
     pub(crate) async fn new() -> Self {
-        let mut harness = Self::bare().await;
-        let created = harness
+        Self::bare().await.with_admin().await
+    }
+
+    /// A service with a fresh database and no API key at all.
+    pub(crate) async fn bare() -> Self {
+        Self::sqlite(ServiceConfig::default()).await
+    }
+
+    /// A service with these settings over a fresh SQLite file, and no API key.
+    pub(crate) async fn sqlite(config: ServiceConfig) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open_file(&dir.path().join("t.db"))
+            .await
+            .expect("open the SQLite store");
+        Self::over(Arc::new(store), config, Some(dir))
+    }
+
+    /// A service with these settings over `store` (migrated, empty), and no API
+    /// key.
+    pub(crate) fn over(
+        store: Arc<dyn SessionStore>,
+        config: ServiceConfig,
+        dir: Option<TempDir>,
+    ) -> Self {
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let bus = Arc::new(LocalEventBus::new());
+        let tandem = Tandem::new(Arc::clone(&store), bus.clone(), clock.clone(), config);
+        Self {
+            tandem,
+            store,
+            bus,
+            clock,
+            admin: None,
+            _dir: dir,
+        }
+    }
+
+    /// Bootstraps and authenticates the admin key of a bare harness.
+    pub(crate) async fn with_admin(mut self) -> Self {
+        let created = self
             .tandem
             .bootstrap_admin_key(None)
             .await
             .expect("bootstrap")
             .expect("the first bootstrap creates a key");
-        let admin = harness.caller(created.secret.expose()).await;
-        harness.admin = Some(admin);
-        harness
-    }
-
-    /// A service with a fresh database and no API key at all.
-    pub(crate) async fn bare() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open_file(&dir.path().join("t.db"))
-            .await
-            .expect("open the SQLite store");
-        let clock = Arc::new(ManualClock::new(Utc::now()));
-        let tandem = Tandem::new(
-            Arc::new(store),
-            Arc::new(LocalEventBus::new()),
-            clock.clone(),
-            ServiceConfig::default(),
-        );
-        Self {
-            tandem,
-            clock,
-            admin: None,
-            _dir: dir,
-        }
+        let admin = self.caller(created.secret.expose()).await;
+        self.admin = Some(admin);
+        self
     }
 
     /// The admin key's caller.
@@ -99,7 +120,7 @@ impl Harness {
 
     /// The store under the service, to check what was committed.
     pub(crate) fn store(&self) -> &Arc<dyn SessionStore> {
-        self.tandem.store()
+        &self.store
     }
 
     /// Authenticates a bearer token that must be valid.

@@ -20,4 +20,5 @@ mod participants;
 mod permissions;
 mod prompts;
 mod sessions;
+mod subscriptions;
 mod wakeups;

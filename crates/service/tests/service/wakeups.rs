@@ -3,6 +3,7 @@
 
 use chrono::TimeDelta;
 use tandem_domain::{DomainError, SessionMode};
+use tandem_ports::EventBus;
 use tandem_service::ServiceError;
 
 use crate::common::{Harness, assert_err, comment, summary};
@@ -12,8 +13,8 @@ async fn a_commit_wakes_its_sessions_subscribers_with_the_last_seq() {
     let h = Harness::new().await;
     let party = h.party(SessionMode::PromptWithApproval).await;
     let elsewhere = h.party(SessionMode::PromptWithApproval).await;
-    let mut ours = h.tandem.bus().subscribe(party.id);
-    let theirs = h.tandem.bus().subscribe(elsewhere.id);
+    let mut ours = h.bus.subscribe(party.id);
+    let theirs = h.bus.subscribe(elsewhere.id);
 
     h.tandem
         .post_comment(&party.host, party.id, comment("ping"))
@@ -50,7 +51,7 @@ async fn a_commit_wakes_its_sessions_subscribers_with_the_last_seq() {
 async fn lazy_expiry_wakes_the_subscribers_too() {
     let h = Harness::new().await;
     let party = h.party(SessionMode::PromptWithApproval).await;
-    let mut subscriber = h.tandem.bus().subscribe(party.id);
+    let mut subscriber = h.bus.subscribe(party.id);
     h.advance(TimeDelta::hours(3));
     h.tandem
         .session_details(&party.viewer.caller, party.id)
