@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rust_embed::Embed;
 use sha2::{Digest, Sha256};
-use tandem_domain::EventPayload;
+use tandem_domain::EventType;
 
 /// The static files the pages load, served under `/assets/<version>/`.
 #[derive(Embed)]
@@ -108,9 +108,9 @@ fn site() -> &'static Site {
 
 /// `export const EVENT_TYPES = [...]`: every event type of the catalog.
 fn catalog_module() -> Vec<u8> {
-    let names: Vec<String> = EventPayload::TYPES
+    let names: Vec<String> = EventType::ALL
         .iter()
-        .map(|name| format!("  \"{name}\",\n"))
+        .map(|event_type| format!("  \"{}\",\n", event_type.as_str()))
         .collect();
     format!(
         "// Written by the server from its event catalog: every event type, in the\n\
