@@ -542,6 +542,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sessions/{id}/prompts/{pid}/permissions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a prompt's open permission requests.
+         * @description The agent's requests to run a tool that wait for the host's answer, oldest
+         *     first (each also announced by an `agent.permission_requested` event).
+         */
+        get: operations["list_open_permissions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sessions/{id}/prompts/{pid}/reject": {
         parameters: {
             query?: never;
@@ -856,7 +877,7 @@ export interface components {
         };
         /**
          * @description The id of a mode an agent offers (`default`, `plan`, `acceptEdits`, ...):
-         *     1..=256 bytes, no control characters.
+         *     1..=256 characters, no control characters.
          */
         AgentModeId: string;
         /** @description An event of type `agent.mode_requested`. */
@@ -1058,12 +1079,18 @@ export interface components {
              */
             type: "agent.title_changed";
         };
-        /** @description The host's answer: exactly one of `optionId` or `reject: true`. */
+        /** @description The host's answer: exactly one of `optionId` or `reject: true` (the other absent or `null`). */
         AnswerPermissionRequest: {
-            /** @description Choose the agent's option with this id. */
-            optionId?: string | null;
-            /** @description Refuse the tool call (the agent's reject option, if it offered one). */
-            reject?: boolean | null;
+            /** @description Choose the agent's option with this id (one of the request's `options`). */
+            optionId: string;
+            reject?: null;
+        } | {
+            optionId?: null;
+            /**
+             * @description Refuse the tool call (the agent's reject option, if it offered one).
+             * @enum {boolean}
+             */
+            reject: true;
         };
         /** @description A new API key with its secret, shown once. */
         ApiKeyCreatedResponse: {
@@ -1181,12 +1208,13 @@ export interface components {
         /** @description A new invite; every field is optional. */
         CreateInviteRequest: {
             /**
-             * @description How long the invite works, e.g. `24h` (default: as long as the session).
+             * @description How long the invite works: a number and one unit (`s`, `m`, `h`, `d`),
+             *     e.g. `24h`, at most `30d` (default: as long as the session).
              * @example 24h
              */
             expiresIn?: string | null;
             /**
-             * Format: int32
+             * Format: int64
              * @description How many joins the invite allows (default: no limit).
              */
             maxUses?: number | null;
@@ -1201,7 +1229,8 @@ export interface components {
              */
             agentProfile?: string | null;
             /**
-             * @description The session's absolute lifetime, e.g. `24h` (default `24h`, at most `30d`).
+             * @description The session's absolute lifetime: a number and one unit (`s`, `m`, `h`,
+             *     `d`), e.g. `36h` (default `24h`, at most `30d`).
              * @example 24h
              */
             expiresIn?: string | null;
@@ -1210,10 +1239,14 @@ export interface components {
              * @example Ada
              */
             hostDisplayName?: string | null;
-            /** @description The host's user id in the caller's own system, stored as given. */
+            /**
+             * @description The host's user id in the caller's own system, stored as given.
+             * @example sso|ada
+             */
             hostUserId?: string | null;
             /**
-             * @description The session expires after this long without activity (default `2h`).
+             * @description The session expires after this long without activity: a number and one
+             *     unit, e.g. `90m` (default `2h`, at most `30d`).
              * @example 2h
              */
             idleTimeout?: string | null;
@@ -1277,7 +1310,7 @@ export interface components {
          *     its text never changes once published.
          * @enum {string}
          */
-        ErrorCode: "UNAUTHENTICATED" | "PARTICIPANT_GONE" | "INSUFFICIENT_SCOPE" | "PARTICIPANT_TOKEN_REQUIRED" | "API_KEY_REQUIRED" | "COMMENT_NOT_ALLOWED" | "PROMPT_NOT_ALLOWED" | "HOST_ONLY" | "NOT_PROMPT_AUTHOR" | "HOST_CANNOT_LEAVE" | "SESSION_NOT_FOUND" | "PARTICIPANT_NOT_FOUND" | "INVITE_NOT_FOUND" | "PROMPT_NOT_FOUND" | "PERMISSION_REQUEST_NOT_FOUND" | "API_KEY_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_DELIVERY_NOT_FOUND" | "VALIDATION_FAILED" | "UNKNOWN_AGENT_PROFILE" | "EXPIRY_BEYOND_MAX" | "UNKNOWN_PERMISSION_OPTION" | "WEBHOOK_URL_REFUSED" | "UNKNOWN_AGENT_MODE" | "CONCURRENT_MODIFICATION" | "SESSION_INACTIVE" | "SESSION_NOT_EXPIRED" | "HOST_ROLE_FIXED" | "ROLE_UNCHANGED" | "INVITE_REVOKED" | "INVITE_EXHAUSTED" | "INVITE_EXPIRED" | "PROMPT_ALREADY_RESOLVED" | "PROMPT_INVALID_STATE" | "PERMISSION_ALREADY_RESOLVED" | "PERMISSION_NOT_DUE" | "API_KEY_ALREADY_REVOKED" | "WEBHOOK_DELIVERY_NOT_FAILED" | "AGENT_MODES_UNAVAILABLE" | "RATE_LIMITED" | "BAD_REQUEST" | "MALFORMED_JSON" | "UNSUPPORTED_MEDIA_TYPE" | "PAYLOAD_TOO_LARGE" | "INVALID_PATH_PARAMETER" | "INVALID_QUERY_PARAMETER" | "NOT_ACCEPTABLE" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "MALFORMED_REQUEST" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "REQUEST_TIMEOUT" | "INTERNAL" | "NOT_READY";
+        ErrorCode: "UNAUTHENTICATED" | "PARTICIPANT_GONE" | "INSUFFICIENT_SCOPE" | "PARTICIPANT_TOKEN_REQUIRED" | "API_KEY_REQUIRED" | "COMMENT_NOT_ALLOWED" | "PROMPT_NOT_ALLOWED" | "HOST_ONLY" | "NOT_PROMPT_AUTHOR" | "HOST_CANNOT_LEAVE" | "SESSION_NOT_FOUND" | "PARTICIPANT_NOT_FOUND" | "INVITE_NOT_FOUND" | "PROMPT_NOT_FOUND" | "PERMISSION_REQUEST_NOT_FOUND" | "API_KEY_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "WEBHOOK_DELIVERY_NOT_FOUND" | "VALIDATION_FAILED" | "UNKNOWN_AGENT_PROFILE" | "EXPIRY_BEYOND_MAX" | "UNKNOWN_PERMISSION_OPTION" | "WEBHOOK_URL_REFUSED" | "UNKNOWN_AGENT_MODE" | "CONCURRENT_MODIFICATION" | "SESSION_INACTIVE" | "SESSION_NOT_EXPIRED" | "HOST_ROLE_FIXED" | "ROLE_UNCHANGED" | "INVITE_REVOKED" | "INVITE_EXHAUSTED" | "INVITE_EXPIRED" | "PROMPT_ALREADY_RESOLVED" | "PROMPT_INVALID_STATE" | "PERMISSION_ALREADY_RESOLVED" | "PERMISSION_NOT_DUE" | "API_KEY_ALREADY_REVOKED" | "INVITE_ALREADY_REVOKED" | "WEBHOOK_DELIVERY_NOT_FAILED" | "AGENT_MODES_UNAVAILABLE" | "RATE_LIMITED" | "BAD_REQUEST" | "MALFORMED_JSON" | "UNSUPPORTED_MEDIA_TYPE" | "PAYLOAD_TOO_LARGE" | "INVALID_PATH_PARAMETER" | "INVALID_QUERY_PARAMETER" | "NOT_ACCEPTABLE" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "MALFORMED_REQUEST" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "REQUEST_TIMEOUT" | "INTERNAL" | "NOT_READY";
         /** @description One event of a session's log: `type` says which, and `data` has that type's shape. */
         Event: components["schemas"]["SessionCreatedEvent"] | components["schemas"]["SessionUpdatedEvent"] | components["schemas"]["SessionClosedEvent"] | components["schemas"]["ParticipantJoinedEvent"] | components["schemas"]["ParticipantLeftEvent"] | components["schemas"]["ParticipantUpdatedEvent"] | components["schemas"]["ParticipantRemovedEvent"] | components["schemas"]["CommentPostedEvent"] | components["schemas"]["PromptSubmittedEvent"] | components["schemas"]["PromptEditedEvent"] | components["schemas"]["PromptApprovedEvent"] | components["schemas"]["PromptRejectedEvent"] | components["schemas"]["PromptWithdrawnEvent"] | components["schemas"]["PromptStartedEvent"] | components["schemas"]["PromptCancelRequestedEvent"] | components["schemas"]["AgentOutputEvent"] | components["schemas"]["AgentPermissionRequestedEvent"] | components["schemas"]["AgentPermissionResolvedEvent"] | components["schemas"]["PromptCompletedEvent"] | components["schemas"]["PromptFailedEvent"] | components["schemas"]["PromptCancelledEvent"] | components["schemas"]["AgentStartedEvent"] | components["schemas"]["AgentCommandsUpdatedEvent"] | components["schemas"]["AgentModeRequestedEvent"] | components["schemas"]["AgentModeChangedEvent"] | components["schemas"]["AgentModeChangeFailedEvent"] | components["schemas"]["AgentTitleChangedEvent"];
         /** @description A page of a session's events, in `seq` order. */
@@ -1437,6 +1470,11 @@ export interface components {
              * @description The host participant who asked.
              */
             requestedBy: string;
+        };
+        /** @description A prompt's permission requests that wait for the host's answer. */
+        OpenPermissionRequests: {
+            /** @description Oldest first. */
+            permissions: components["schemas"]["PermissionRequestResponse"][];
         };
         /**
          * Format: uuid
@@ -1639,7 +1677,10 @@ export interface components {
         };
         /** @description A new comment. */
         PostCommentRequest: {
-            /** @description The comment (at most 8 KiB by default; not blank). */
+            /**
+             * @description The comment (at most 8,192 characters by default; not blank; no
+             *     control characters but line breaks and tabs).
+             */
             text: string;
         };
         /** @description An RFC 9457 problem document. */
@@ -1913,7 +1954,10 @@ export interface components {
         PromptText: string;
         /** @description A new prompt, or a pending prompt's new text. */
         PromptTextRequest: {
-            /** @description What to ask the agent (at most 32 KiB by default; not blank). */
+            /**
+             * @description What to ask the agent (at most 32,768 characters by default; not
+             *     blank; no control characters but line breaks and tabs).
+             */
             text: string;
         };
         /** @description An event of type `prompt.withdrawn`. */
@@ -2165,7 +2209,8 @@ export interface components {
         /** @description The host's changes to a session; absent fields stay as they are. */
         UpdateSessionRequest: {
             /**
-             * @description Moves `expiresAt` to now plus this (within the session's maximum lifetime).
+             * @description Moves `expiresAt` to now plus this, a number and one unit (`4h`): at
+             *     most 30 days after the session's creation (else 409 `EXPIRY_BEYOND_MAX`).
              * @example 4h
              */
             expiresIn?: string | null;
@@ -2361,7 +2406,8 @@ export interface components {
         };
         /**
          * @description The record's state does not allow this now (`SESSION_INACTIVE`,
-         *     `PROMPT_ALREADY_RESOLVED`, `CONCURRENT_MODIFICATION`, ...).
+         *     `PROMPT_ALREADY_RESOLVED`, `EXPIRY_BEYOND_MAX`, `UNKNOWN_AGENT_MODE`,
+         *     `UNKNOWN_PERMISSION_OPTION`, `CONCURRENT_MODIFICATION`, ...).
          */
         Conflict: {
             headers: {
@@ -2388,6 +2434,18 @@ export interface components {
          *     `INVITE_EXPIRED`).
          */
         Gone: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The request's header lines are larger, or more, than the server reads
+         *     (`HEADERS_TOO_LARGE`; 16 KiB and 100 headers by default).
+         */
+        HeadersTooLarge: {
             headers: {
                 [name: string]: unknown;
             };
@@ -2427,6 +2485,15 @@ export interface components {
         };
         /** @description The body is larger than the server accepts (`PAYLOAD_TOO_LARGE`). */
         PayloadTooLarge: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The request's head or body did not arrive in time (`REQUEST_TIMEOUT`). */
+        RequestTimeout: {
             headers: {
                 [name: string]: unknown;
             };
@@ -2474,8 +2541,7 @@ export interface components {
         };
         /**
          * @description The body does not fit the request's schema or rules (`VALIDATION_FAILED`
-         *     with `errors`, `UNKNOWN_AGENT_PROFILE`, `EXPIRY_BEYOND_MAX`,
-         *     `UNKNOWN_PERMISSION_OPTION`, `WEBHOOK_URL_REFUSED`).
+         *     with `errors`, `UNKNOWN_AGENT_PROFILE`, `WEBHOOK_URL_REFUSED`).
          */
         Unprocessable: {
             headers: {
@@ -2487,6 +2553,18 @@ export interface components {
         };
         /** @description The body is not declared as `application/json` (`UNSUPPORTED_MEDIA_TYPE`). */
         UnsupportedMediaType: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The request's path and query are longer than the server reads
+         *     (`URI_TOO_LONG`; 8 KiB by default).
+         */
+        UriTooLong: {
             headers: {
                 [name: string]: unknown;
             };
@@ -2520,6 +2598,10 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            408: components["responses"]["RequestTimeout"];
+            414: components["responses"]["UriTooLong"];
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
     readyz: {
@@ -2540,6 +2622,10 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            408: components["responses"]["RequestTimeout"];
+            414: components["responses"]["UriTooLong"];
+            431: components["responses"]["HeadersTooLarge"];
             503: components["responses"]["Unavailable"];
         };
     };
@@ -2561,8 +2647,12 @@ export interface operations {
                     "application/json": components["schemas"]["AgentProfilesResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            414: components["responses"]["UriTooLong"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -2592,6 +2682,9 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            414: components["responses"]["UriTooLong"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -2620,10 +2713,13 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -2650,9 +2746,12 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -2674,10 +2773,14 @@ export interface operations {
                     "application/json": components["schemas"]["InvitePreviewResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             410: components["responses"]["Gone"];
+            414: components["responses"]["UriTooLong"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -2705,12 +2808,15 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             410: components["responses"]["Gone"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -2732,7 +2838,11 @@ export interface operations {
                     "application/json": components["schemas"]["MeResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
+            414: components["responses"]["UriTooLong"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -2764,6 +2874,9 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            414: components["responses"]["UriTooLong"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -2793,11 +2906,14 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -2826,6 +2942,9 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            414: components["responses"]["UriTooLong"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -2854,9 +2973,12 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -2890,11 +3012,14 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -2927,11 +3052,14 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -2965,11 +3093,14 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3003,6 +3134,9 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            414: components["responses"]["UriTooLong"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3035,11 +3169,14 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3083,6 +3220,9 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             406: components["responses"]["NotAcceptable"];
+            408: components["responses"]["RequestTimeout"];
+            414: components["responses"]["UriTooLong"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3116,6 +3256,9 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            414: components["responses"]["UriTooLong"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3149,11 +3292,14 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3182,10 +3328,12 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
-            410: components["responses"]["Gone"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3212,9 +3360,12 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3248,6 +3399,9 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            414: components["responses"]["UriTooLong"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3276,9 +3430,12 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3313,11 +3470,14 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3352,11 +3512,14 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3392,6 +3555,9 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            414: components["responses"]["UriTooLong"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3424,11 +3590,14 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3459,6 +3628,9 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            414: components["responses"]["UriTooLong"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3493,11 +3665,14 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3528,9 +3703,12 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3570,9 +3748,45 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    list_open_permissions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's id. */
+                id: string;
+                /** @description The prompt's id. */
+                pid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The prompt's open permission requests. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenPermissionRequests"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            414: components["responses"]["UriTooLong"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3603,9 +3817,12 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3636,9 +3853,12 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3669,9 +3889,12 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3700,8 +3923,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3731,6 +3957,9 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
+            414: components["responses"]["UriTooLong"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3759,10 +3988,14 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3791,6 +4024,9 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            414: components["responses"]["UriTooLong"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3817,8 +4053,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3851,11 +4090,14 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3891,6 +4133,9 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
+            414: components["responses"]["UriTooLong"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3921,9 +4166,12 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };
@@ -3952,9 +4200,12 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            414: components["responses"]["UriTooLong"];
             429: components["responses"]["TooManyRequests"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["Internal"];
         };
     };

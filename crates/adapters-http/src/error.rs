@@ -91,6 +91,7 @@ error_codes! {
     PermissionAlreadyResolved => "PERMISSION_ALREADY_RESOLVED", "Permission request already resolved";
     PermissionNotDue => "PERMISSION_NOT_DUE", "Permission request not due";
     ApiKeyAlreadyRevoked => "API_KEY_ALREADY_REVOKED", "API key already revoked";
+    InviteAlreadyRevoked => "INVITE_ALREADY_REVOKED", "Invite already revoked";
     WebhookDeliveryNotFailed => "WEBHOOK_DELIVERY_NOT_FAILED", "Webhook delivery not failed";
     AgentModesUnavailable => "AGENT_MODES_UNAVAILABLE", "The agent offers no modes";
     // Load.
@@ -387,9 +388,9 @@ impl From<DomainError> for ApiError {
         let (status, code) = match error {
             DomainError::SessionInactive(_) => (StatusCode::CONFLICT, ErrorCode::SessionInactive),
             DomainError::SessionNotExpired => (StatusCode::CONFLICT, ErrorCode::SessionNotExpired),
-            DomainError::ExpiryBeyondMax => {
-                (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ExpiryBeyondMax)
-            }
+            // The same request is fine on a younger session: the session's
+            // state refuses it, not its shape.
+            DomainError::ExpiryBeyondMax => (StatusCode::CONFLICT, ErrorCode::ExpiryBeyondMax),
             DomainError::Forbidden { action, .. } => {
                 (StatusCode::FORBIDDEN, forbidden_code(action))
             }
@@ -410,22 +411,23 @@ impl From<DomainError> for ApiError {
             DomainError::PermissionAlreadyResolved => {
                 (StatusCode::CONFLICT, ErrorCode::PermissionAlreadyResolved)
             }
-            DomainError::UnknownPermissionOption => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::UnknownPermissionOption,
-            ),
+            // The request's options and the agent's modes are the agent's
+            // state: the same answer is right for another request, or later.
+            DomainError::UnknownPermissionOption => {
+                (StatusCode::CONFLICT, ErrorCode::UnknownPermissionOption)
+            }
             DomainError::PermissionNotDue => (StatusCode::CONFLICT, ErrorCode::PermissionNotDue),
             DomainError::ApiKeyRevoked => (StatusCode::CONFLICT, ErrorCode::ApiKeyAlreadyRevoked),
+            DomainError::InviteAlreadyRevoked => {
+                (StatusCode::CONFLICT, ErrorCode::InviteAlreadyRevoked)
+            }
             DomainError::DeliveryNotFailed(_) => {
                 (StatusCode::CONFLICT, ErrorCode::WebhookDeliveryNotFailed)
             }
             DomainError::AgentModesUnavailable => {
                 (StatusCode::CONFLICT, ErrorCode::AgentModesUnavailable)
             }
-            DomainError::UnknownAgentMode => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::UnknownAgentMode,
-            ),
+            DomainError::UnknownAgentMode => (StatusCode::CONFLICT, ErrorCode::UnknownAgentMode),
         };
         Self::new(status, code, detail)
     }

@@ -32,8 +32,25 @@ pub use serve::{ServeConfig, serve};
 
 use crate::state::AppState;
 
-/// The largest request body accepted by default: 256 KiB (DESIGN.md §4).
-pub const DEFAULT_BODY_LIMIT_BYTES: usize = 256 * 1024;
+/// The largest request body accepted by default: 512 KiB. DESIGN.md §4 says
+/// 256 KiB, but a prompt of the default 32,768 characters needs up to 384 KiB
+/// once a client's JSON escapes each character (see [`body_bytes_needed`]).
+pub const DEFAULT_BODY_LIMIT_BYTES: usize = 512 * 1024;
+
+/// The smallest body limit that carries the longest text `limits` allow, in
+/// any JSON a client may write: a character outside the Basic Multilingual
+/// Plane escaped as a surrogate pair (`\ud83d\ude00`) takes 12 bytes. With
+/// less, a request the document allows could be refused with 413.
+pub fn body_bytes_needed(limits: &tandem_domain::TextLimits) -> usize {
+    const MOST_BYTES_PER_CHAR: usize = 12;
+    const THE_REST_OF_A_BODY: usize = 4 * 1024;
+    let longest = limits
+        .prompt_chars
+        .max(limits.comment_chars)
+        .max(limits.summary_chars)
+        .max(limits.title_chars + limits.display_name_chars + tandem_domain::UserId::MAX_CHARS);
+    longest * MOST_BYTES_PER_CHAR + THE_REST_OF_A_BODY
+}
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -110,7 +127,9 @@ pub fn router_with_closer(tandem: Tandem, config: HttpConfig) -> (Router, Stream
         handlers,
         connections,
     } = config;
-    let (api, document) = openapi::api_router().split_for_parts();
+    let settings = tandem.config();
+    let (api, document) =
+        openapi::api_router(&settings.limits, Some(&settings.agent_profiles)).split_for_parts();
     let mut app = api.merge(SwaggerUi::new("/docs").url("/openapi.json", document));
     if let Some(handle) = &metrics {
         // Outside /v1 and the document: for the scraper, not for clients.
@@ -141,7 +160,9 @@ pub fn router_with_closer(tandem: Tandem, config: HttpConfig) -> (Router, Stream
     (app, StreamCloser(Arc::new(closer)))
 }
 
-/// The OpenAPI document served at `/openapi.json`.
+/// The OpenAPI document of no server in particular: the default text limits,
+/// any agent profile name. A server serves at `/openapi.json` the same document
+/// with its own limits and the names of its agent profiles.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    openapi::api_router().into_openapi()
+    openapi::api_router(&tandem_domain::TextLimits::DEFAULT, None).into_openapi()
 }

@@ -9,7 +9,14 @@ use utoipa::{Modify, OpenApi, ToResponse};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use std::collections::BTreeSet;
+
+use tandem_domain::{AgentProfileName, TextLimits};
+use utoipa::openapi::schema::Schema;
+
+use crate::dto::rules;
 use crate::error::{ErrorCode, FieldError, Problem};
+use crate::routes::events::MAX_SEQ;
 use crate::routes::{
     agent, api_keys, comments, events, identity, invites, ops, participants, permissions, prompts,
     sessions, webhooks,
@@ -17,8 +24,9 @@ use crate::routes::{
 use crate::state::AppState;
 
 pub(crate) use responses::{
-    BadRequest, Conflict, Forbidden, Gone, Internal, NotAcceptable, NotFound, PayloadTooLarge,
-    TooManyRequests, Unauthorized, Unavailable, Unprocessable, UnsupportedMediaType,
+    BadRequest, Conflict, Forbidden, Gone, HeadersTooLarge, Internal, NotAcceptable, NotFound,
+    PayloadTooLarge, RequestTimeout, TooManyRequests, Unauthorized, Unavailable, Unprocessable,
+    UnsupportedMediaType, UriTooLong,
 };
 
 /// The problem responses operations share, as named response components.
@@ -65,7 +73,8 @@ mod responses {
     pub(crate) struct NotAcceptable(Problem);
 
     /// The record's state does not allow this now (`SESSION_INACTIVE`,
-    /// `PROMPT_ALREADY_RESOLVED`, `CONCURRENT_MODIFICATION`, ...).
+    /// `PROMPT_ALREADY_RESOLVED`, `EXPIRY_BEYOND_MAX`, `UNKNOWN_AGENT_MODE`,
+    /// `UNKNOWN_PERMISSION_OPTION`, `CONCURRENT_MODIFICATION`, ...).
     #[derive(Debug, ToResponse)]
     #[response(content_type = "application/problem+json")]
     pub(crate) struct Conflict(Problem);
@@ -87,8 +96,7 @@ mod responses {
     pub(crate) struct UnsupportedMediaType(Problem);
 
     /// The body does not fit the request's schema or rules (`VALIDATION_FAILED`
-    /// with `errors`, `UNKNOWN_AGENT_PROFILE`, `EXPIRY_BEYOND_MAX`,
-    /// `UNKNOWN_PERMISSION_OPTION`, `WEBHOOK_URL_REFUSED`).
+    /// with `errors`, `UNKNOWN_AGENT_PROFILE`, `WEBHOOK_URL_REFUSED`).
     #[derive(Debug, ToResponse)]
     #[response(content_type = "application/problem+json")]
     pub(crate) struct Unprocessable(Problem);
@@ -97,6 +105,23 @@ mod responses {
     #[derive(Debug, ToResponse)]
     #[response(content_type = "application/problem+json")]
     pub(crate) struct Internal(Problem);
+
+    /// The request's head or body did not arrive in time (`REQUEST_TIMEOUT`).
+    #[derive(Debug, ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct RequestTimeout(Problem);
+
+    /// The request's path and query are longer than the server reads
+    /// (`URI_TOO_LONG`; 8 KiB by default).
+    #[derive(Debug, ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct UriTooLong(Problem);
+
+    /// The request's header lines are larger, or more, than the server reads
+    /// (`HEADERS_TOO_LARGE`; 16 KiB and 100 headers by default).
+    #[derive(Debug, ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub(crate) struct HeadersTooLarge(Problem);
 
     /// The server cannot serve yet (`NOT_READY`).
     #[derive(Debug, ToResponse)]
@@ -152,7 +177,10 @@ document with a stable `code`."
             Unprocessable,
             Internal,
             Unavailable,
-            TooManyRequests
+            TooManyRequests,
+            RequestTimeout,
+            UriTooLong,
+            HeadersTooLarge
         )
     ),
     modifiers(&Settings)
@@ -181,13 +209,49 @@ impl Modify for Settings {
 }
 
 /// Every API route, registered together with its OpenAPI operation so that the
-/// two cannot drift apart.
-pub(crate) fn api_router() -> OpenApiRouter<AppState> {
+/// two cannot drift apart. The document states the deployment's text limits
+/// and, when given, its agent profiles.
+pub(crate) fn api_router(
+    limits: &TextLimits,
+    profiles: Option<&BTreeSet<AgentProfileName>>,
+) -> OpenApiRouter<AppState> {
     let mut router = routes();
-    writes_may_be_rate_limited(router.get_openapi_mut());
-    bodies_may_be_left_out(router.get_openapi_mut());
-    link_created_ids(router.get_openapi_mut());
+    let document = router.get_openapi_mut();
+    writes_may_be_rate_limited(document);
+    requests_may_be_refused_at_the_door(document);
+    bodies_may_be_left_out(document);
+    link_created_ids(document);
+    link_invites_to_joining(document);
+    let missing = rules::apply(document, limits, profiles);
+    debug_assert!(
+        missing.is_empty(),
+        "request rules without a field: {missing:?}"
+    );
+    seq_headers_up_to_the_largest_seq(document);
     router
+}
+
+/// The `Last-Event-ID` header's pattern: a `seq` up to the largest one stored
+/// (2^63 - 1), which `[0-9]{0,19}` would overshoot.
+fn seq_headers_up_to_the_largest_seq(openapi: &mut utoipa::openapi::OpenApi) {
+    let pattern = rules::seq_header_pattern(MAX_SEQ);
+    let parameters = openapi
+        .paths
+        .paths
+        .values_mut()
+        .filter_map(|item| item.get.as_mut())
+        .filter_map(|operation| operation.parameters.as_mut())
+        .flatten()
+        .filter_map(|parameter| match parameter {
+            RefOr::T(parameter) => Some(parameter),
+            RefOr::Ref(_) => None,
+        })
+        .filter(|parameter| parameter.name.eq_ignore_ascii_case("last-event-id"));
+    for parameter in parameters {
+        if let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut() {
+            schema.pattern = Some(pattern.clone());
+        }
+    }
 }
 
 /// The operations whose every body field is optional: an empty body (no
@@ -245,7 +309,7 @@ const SESSION_OPERATIONS: [&str; 14] = [
 ];
 
 /// The operations on one prompt.
-const PROMPT_OPERATIONS: [&str; 7] = [
+const PROMPT_OPERATIONS: [&str; 8] = [
     "get_prompt",
     "edit_prompt",
     "approve_prompt",
@@ -253,11 +317,23 @@ const PROMPT_OPERATIONS: [&str; 7] = [
     "withdraw_prompt",
     "cancel_prompt",
     "retry_prompt",
+    "list_open_permissions",
 ];
 
 const PROMPT_IDS: &[(&str, &str)] = &[("id", "$request.path.id"), ("pid", "$response.body#/id")];
 
 const LINKS: Links = &[
+    (
+        "list_open_permissions",
+        "200",
+        &[(
+            "answer_permission",
+            &[
+                ("id", "$request.path.id"),
+                ("rid", "$response.body#/permissions/0/id"),
+            ],
+        )],
+    ),
     (
         "create_invite",
         "201",
@@ -387,6 +463,36 @@ fn link_created_ids(openapi: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// Links from the answers that carry an invite's token to `join_session`, with
+/// the token in the request body: the joined participant's id then leads on to
+/// the operations on participants.
+fn link_invites_to_joining(openapi: &mut utoipa::openapi::OpenApi) {
+    let sources = [
+        ("create_session", "$response.body#/invite/token"),
+        ("create_invite", "$response.body#/token"),
+    ];
+    for item in openapi.paths.paths.values_mut() {
+        let Some(operation) = item.post.as_mut() else {
+            continue;
+        };
+        let token = sources
+            .iter()
+            .find(|(source, _)| operation.operation_id.as_deref() == Some(*source))
+            .map(|(_, token)| *token);
+        let response = operation.responses.responses.get_mut("201");
+        if let (Some(token), Some(RefOr::T(response))) = (token, response) {
+            let link = LinkBuilder::new()
+                .operation_id("join_session")
+                .description("`join_session` with the invite token this answer carries.")
+                .request_body(Some(serde_json::json!({ "inviteToken": token })))
+                .build();
+            response
+                .links
+                .insert(link_name("join_session"), RefOr::T(link));
+        }
+    }
+}
+
 /// A link's name: the target operation in upper camel case (`GetSession`).
 fn link_name(operation: &str) -> String {
     operation
@@ -398,6 +504,40 @@ fn link_name(operation: &str) -> String {
             })
         })
         .collect()
+}
+
+/// Adds the answers the connection layer gives before any route sees the
+/// request (`serve`): 400 (a head it cannot read), 408, 414 and 431, to every
+/// operation.
+fn requests_may_be_refused_at_the_door(openapi: &mut utoipa::openapi::OpenApi) {
+    let answers = [
+        ("408", <RequestTimeout as ToResponse>::response().0),
+        ("414", <UriTooLong as ToResponse>::response().0),
+        ("431", <HeadersTooLarge as ToResponse>::response().0),
+    ];
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.put,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let (bad_request, _) = <BadRequest as ToResponse>::response();
+            operation
+                .responses
+                .responses
+                .entry("400".to_owned())
+                .or_insert_with(|| RefOr::Ref(Ref::from_response_name(bad_request)));
+            for (status, name) in answers {
+                operation
+                    .responses
+                    .responses
+                    .insert(status.to_owned(), RefOr::Ref(Ref::from_response_name(name)));
+            }
+        }
+    }
 }
 
 /// Adds the 429 and 413 answers to every write operation (`POST`, `PATCH`,
@@ -460,6 +600,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(prompts::cancel_prompt))
         .routes(routes!(prompts::retry_prompt))
         .routes(routes!(permissions::answer_permission))
+        .routes(routes!(permissions::list_open_permissions))
         .routes(routes!(events::list_events))
         .routes(routes!(events::create_stream_ticket))
         .routes(routes!(api_keys::create_api_key, api_keys::list_api_keys))

@@ -156,9 +156,8 @@ fn links_lead_from_created_ids_to_the_operations_that_use_them() {
                 let target = link["operationId"].as_str().unwrap();
                 let mut given: Vec<String> = link["parameters"]
                     .as_object()
-                    .unwrap()
-                    .keys()
-                    .cloned()
+                    .into_iter()
+                    .flat_map(|parameters| parameters.keys().cloned())
                     .collect();
                 let mut needed = path_parameters(target);
                 given.sort();
@@ -170,6 +169,9 @@ fn links_lead_from_created_ids_to_the_operations_that_use_them() {
     }
     for target in [
         "get_session",
+        "join_session",
+        "list_open_permissions",
+        "answer_permission",
         "revoke_invite",
         "remove_participant",
         "approve_prompt",

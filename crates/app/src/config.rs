@@ -249,7 +249,7 @@ impl Config {
             public_url: format!("http://{listen}"),
             bootstrap_admin_key: None,
             cors_origins: Vec::new(),
-            body_limit_bytes: 256 * 1024,
+            body_limit_bytes: tandem_http::DEFAULT_BODY_LIMIT_BYTES,
             rate_limit: Some(tandem_http::RateLimit::DEFAULT),
             limits: TextLimits::DEFAULT,
             database_max_connections: 16,
@@ -305,6 +305,19 @@ impl Config {
         self.limits
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid [limits] in the config file: {e}"))?;
+        let needed = tandem_http::body_bytes_needed(&self.limits);
+        if self.body_limit_bytes < needed {
+            bail!(
+                "[limits] body_bytes is {}, but the text limits need {needed}: the longest text \
+                 ({} characters) takes up to 12 bytes a character in JSON; raise body_bytes or \
+                 lower the text limits",
+                self.body_limit_bytes,
+                self.limits
+                    .prompt_chars
+                    .max(self.limits.comment_chars)
+                    .max(self.limits.summary_chars)
+            );
+        }
         if self.database_max_connections == 0 {
             bail!("database max connections must be at least 1");
         }
@@ -551,9 +564,13 @@ pub struct FileLimits {
     pub body_bytes: Option<usize>,
     pub display_name_chars: Option<usize>,
     pub title_chars: Option<usize>,
-    pub comment_bytes: Option<usize>,
-    pub prompt_bytes: Option<usize>,
-    pub summary_bytes: Option<usize>,
+    /// Also read under its former name, from when the limit was in bytes.
+    #[serde(alias = "comment_bytes")]
+    pub comment_chars: Option<usize>,
+    #[serde(alias = "prompt_bytes")]
+    pub prompt_chars: Option<usize>,
+    #[serde(alias = "summary_bytes")]
+    pub summary_chars: Option<usize>,
 }
 
 /// `[http]`: what the HTTP layer allows.
@@ -611,9 +628,9 @@ impl FileConfig {
         }
         limits.display_name_chars = file.display_name_chars.unwrap_or(limits.display_name_chars);
         limits.title_chars = file.title_chars.unwrap_or(limits.title_chars);
-        limits.comment_bytes = file.comment_bytes.unwrap_or(limits.comment_bytes);
-        limits.prompt_bytes = file.prompt_bytes.unwrap_or(limits.prompt_bytes);
-        limits.summary_bytes = file.summary_bytes.unwrap_or(limits.summary_bytes);
+        limits.comment_chars = file.comment_chars.unwrap_or(limits.comment_chars);
+        limits.prompt_chars = file.prompt_chars.unwrap_or(limits.prompt_chars);
+        limits.summary_chars = file.summary_chars.unwrap_or(limits.summary_chars);
         self.http.apply(&mut config.connections);
         if !self.http.cors_origins.is_empty() {
             config.cors_origins = self.http.cors_origins;
@@ -692,16 +709,34 @@ mod tests {
     }
 
     #[test]
+    fn the_body_limit_carries_the_longest_text_however_it_is_escaped() {
+        let mut config = config();
+        assert!(config.validate().is_ok(), "the defaults fit together");
+        config.body_limit_bytes = 256 * 1024;
+        let error = config
+            .validate()
+            .expect_err("a 32,768-character prompt needs more");
+        assert!(error.to_string().contains("body_bytes"), "{error}");
+        config.limits.prompt_chars = 8 * 1024;
+        assert!(config.validate().is_ok(), "shorter prompts fit in 256 KiB");
+    }
+
+    #[test]
     fn the_file_overrides_limits_and_rejects_unknown_keys() {
         let file: FileConfig = toml::from_str(
-            "[limits]\ncomment_bytes = 1024\n[http]\ncors_origins = [\"https://x.test\"]",
+            "[limits]\ncomment_chars = 1024\n[http]\ncors_origins = [\"https://x.test\"]",
         )
         .expect("parse");
         let mut config = config();
         file.apply(&mut config).expect("apply");
-        assert_eq!(config.limits.comment_bytes, 1024);
+        assert_eq!(config.limits.comment_chars, 1024);
         assert_eq!(config.cors_origins, vec!["https://x.test".to_owned()]);
         assert!(toml::from_str::<FileConfig>("[limits]\ncomments = 1").is_err());
+        // The former names, from when bodies were limited in bytes, still work.
+        let former: FileConfig =
+            toml::from_str("[limits]\nprompt_bytes = 2048").expect("parse the former name");
+        former.apply(&mut config).expect("apply");
+        assert_eq!(config.limits.prompt_chars, 2048);
     }
 
     #[test]

@@ -474,7 +474,7 @@ async fn commands_modes_and_title_are_events_of_their_own_and_the_host_switches_
     // Only the host switches, and only to a mode the agent offers.
     let refused = put_mode(collaborator, json!({"modeId": "shout"}), 403).await;
     assert_eq!(code(&refused), "HOST_ONLY");
-    let refused = put_mode(s.host.clone(), json!({"modeId": "yell"}), 422).await;
+    let refused = put_mode(s.host.clone(), json!({"modeId": "yell"}), 409).await;
     assert_eq!(code(&refused), "UNKNOWN_AGENT_MODE");
     let refused = put_mode(s.host.clone(), json!({"modeId": ""}), 422).await;
     assert_eq!(code(&refused), "VALIDATION_FAILED");

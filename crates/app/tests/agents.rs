@@ -322,6 +322,20 @@ async fn the_host_answers_a_permission_request() {
         .collect();
     assert_eq!(options, ["allow", "reject"]);
 
+    // Without the event stream, the prompt's open requests say the same.
+    let open_requests = format!("{}/prompts/{id}/permissions", s.path);
+    let open = api.get(&open_requests, &server.admin_key, 200).await;
+    assert_eq!(open["permissions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(open["permissions"][0]["id"], request.as_str());
+    assert_eq!(open["permissions"][0]["promptId"], id.as_str());
+    assert_eq!(open["permissions"][0]["options"][0]["id"], "allow");
+    assert_eq!(open["permissions"][0]["resolution"], Value::Null);
+    let elsewhere = format!(
+        "{}/prompts/0190a7b2-0000-7000-8000-000000000000/permissions",
+        s.path
+    );
+    api.get(&elsewhere, &s.host, 404).await;
+
     let answered = api
         .post(
             &format!("{}/permissions/{request}", s.path),
@@ -332,6 +346,12 @@ async fn the_host_answers_a_permission_request() {
         .await;
     assert_eq!(answered["resolution"]["outcome"], "selected");
     assert_eq!(answered["resolution"]["optionId"], "allow");
+    let open = api.get(&open_requests, &s.host, 200).await;
+    assert_eq!(
+        open["permissions"],
+        json!([]),
+        "an answered request is not open"
+    );
     let events = s.ended(&api, &id).await;
     let resolved = &events[position(&events, "agent.permission_resolved", &id)];
     assert_eq!(resolved["data"]["cause"], "host");

@@ -424,7 +424,7 @@ async fn hostile_input(server: &TestServer) {
             "/v1/sessions",
             Some(admin),
             "application/json",
-            vec![b' '; 300 * 1024],
+            vec![b' '; 600 * 1024],
         )
         .await;
     assert_eq!(

@@ -1066,11 +1066,10 @@ async fn the_webhook_api_checks_scopes_workspaces_and_input() {
             "/v1/webhooks",
             other,
             json!({"url": url, "sessionId": t.id}),
-            422,
+            404,
         )
         .await;
-    assert_eq!(code(&foreign_session), "VALIDATION_FAILED");
-    assert_eq!(foreign_session["errors"][0]["field"], "sessionId");
+    assert_eq!(code(&foreign_session), "SESSION_NOT_FOUND");
 
     // Every invalid field is named.
     let invalid = api

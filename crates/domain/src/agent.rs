@@ -14,11 +14,12 @@ use serde::{Deserialize, Serialize};
 use crate::Transition;
 use crate::access::{self, Action};
 use crate::enums::string_enum;
-use crate::error::{DomainError, ValidationError, ValidationProblem};
+use crate::error::{DomainError, ValidationError};
 use crate::event::{Actor, EventPayload, NewEvent};
 use crate::ids::{ParticipantId, SessionId};
 use crate::participant::Participant;
 use crate::session::Session;
+use crate::text::check_label;
 
 string_enum! {
     /// Where a session's agent works.
@@ -84,34 +85,21 @@ string_enum! {
 }
 
 /// The id of a mode an agent offers (`default`, `plan`, `acceptEdits`, ...):
-/// 1..=256 bytes, no control characters.
+/// 1..=256 characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct AgentModeId(String);
 
 impl AgentModeId {
-    /// The longest accepted id, in bytes.
-    pub const MAX_BYTES: usize = 256;
+    /// The longest accepted id, in characters.
+    pub const MAX_CHARS: usize = 256;
 
-    /// Parses a mode id.
+    /// Parses a mode id: not blank, 1..=256 characters, no control characters;
+    /// kept as given (the agent defined it).
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let problem = if raw.trim().is_empty() {
-            Some(ValidationProblem::Empty)
-        } else if raw.len() > Self::MAX_BYTES {
-            Some(ValidationProblem::TooLong {
-                max: Self::MAX_BYTES,
-                unit: "bytes",
-            })
-        } else if raw.chars().any(char::is_control) {
-            Some(ValidationProblem::ControlCharacters)
-        } else {
-            None
-        };
-        match problem {
-            Some(problem) => Err(ValidationError::new("modeId", problem)),
-            None => Ok(Self(raw.to_owned())),
-        }
+        check_label("modeId", raw, Self::MAX_CHARS)?;
+        Ok(Self(raw.to_owned()))
     }
 
     /// The id as text.

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::enums::string_enum;
 use crate::error::{DomainError, ValidationError, ValidationProblem};
 use crate::ids::{ApiKeyId, WorkspaceId};
+use crate::text::check_label;
 
 string_enum! {
     /// What an API key may do. `admin` includes every other scope.
@@ -27,28 +28,11 @@ impl ApiKeyName {
     /// The longest accepted name, in characters.
     pub const MAX_CHARS: usize = 100;
 
-    /// Parses a key name.
+    /// Parses a key name: not blank, at most 100 characters as sent, no control
+    /// characters; stored trimmed.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let name = raw.trim();
-        if name.is_empty() {
-            return Err(ValidationError::new("name", ValidationProblem::Empty));
-        }
-        if name.chars().count() > Self::MAX_CHARS {
-            return Err(ValidationError::new(
-                "name",
-                ValidationProblem::TooLong {
-                    max: Self::MAX_CHARS,
-                    unit: "characters",
-                },
-            ));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                "name",
-                ValidationProblem::ControlCharacters,
-            ));
-        }
-        Ok(Self(name.to_owned()))
+        check_label("name", raw, Self::MAX_CHARS)?;
+        Ok(Self(raw.trim().to_owned()))
     }
 
     /// The name as text.

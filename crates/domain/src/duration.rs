@@ -42,7 +42,45 @@ impl Ttl {
         Ok(Self(secs))
     }
 
-    /// Parses `<number><unit>` groups, units `s`, `m`, `h`, `d` (e.g. `90m`, `1d12h`).
+    /// The units of a duration, with their length in seconds, largest first.
+    pub const UNITS: [(char, u32); 4] = [('d', DAY), ('h', HOUR), ('m', MINUTE), ('s', 1)];
+
+    /// Parses what a client sends: a whole number without leading zeros and one
+    /// unit (`90m`, `36h`, `7d`), between `1s` and `30d`. One unit keeps the
+    /// form exact in an OpenAPI `pattern` (each unit's largest number is
+    /// known), which sums of groups are not.
+    pub fn parse_single(raw: &str) -> Result<Self, ValidationError> {
+        const FORMAT: &str =
+            "a whole number and one unit, such as 90m, 36h or 7d (units s, m, h, d)";
+        let bad_format = || ValidationError::new("duration", ValidationProblem::Format(FORMAT));
+        let Some((split, unit)) = raw.char_indices().last() else {
+            return Err(bad_format());
+        };
+        let number = &raw[..split];
+        let unit = Self::UNITS
+            .iter()
+            .find(|(suffix, _)| *suffix == unit)
+            .map(|(_, secs)| u64::from(*secs))
+            .ok_or_else(bad_format)?;
+        if number.is_empty()
+            || number.starts_with('0')
+            || !number.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(bad_format());
+        }
+        // Anything longer than ten digits is beyond 30 days in any unit.
+        let amount: u64 = if number.len() > 10 {
+            u64::MAX
+        } else {
+            number.parse().map_err(|_| bad_format())?
+        };
+        let secs = u32::try_from(amount.saturating_mul(unit)).unwrap_or(u32::MAX);
+        Self::from_secs(secs)
+    }
+
+    /// Parses `<number><unit>` groups, units `s`, `m`, `h`, `d` (e.g. `90m`,
+    /// `1d12h`): the canonical form this type displays, and what settings
+    /// accept. Clients send [`Ttl::parse_single`]'s form.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         const FORMAT: &str = "a duration such as 90m, 24h or 7d (units s, m, h, d)";
         let bad_format = || ValidationError::new("duration", ValidationProblem::Format(FORMAT));
@@ -134,6 +172,36 @@ mod tests {
         assert_eq!(Ttl::parse("24h").unwrap().as_secs(), 24 * 3600);
         assert_eq!(Ttl::parse("7d").unwrap().as_secs(), 7 * 86_400);
         assert_eq!(Ttl::parse("45s").unwrap().as_secs(), 45);
+    }
+
+    #[test]
+    fn a_client_sends_one_unit_without_leading_zeros() {
+        assert_eq!(Ttl::parse_single("90m").unwrap().as_secs(), 90 * 60);
+        assert_eq!(Ttl::parse_single("30d").unwrap(), Ttl::MAX);
+        assert_eq!(Ttl::parse_single("2592000s").unwrap(), Ttl::MAX);
+        for bad in [
+            "",
+            "1d12h",
+            "0s",
+            "01h",
+            "h",
+            "31d",
+            "721h",
+            "43201m",
+            "2592001s",
+            "1H",
+            "1h ",
+            "-1h",
+            "1.5h",
+            "99999999999999999999d",
+            "1é",
+            "é",
+        ] {
+            assert!(
+                Ttl::parse_single(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
+        }
     }
 
     #[test]

@@ -108,6 +108,9 @@ pub enum DomainError {
     /// A timeout was applied before the request's deadline.
     #[error("the permission request has not reached its deadline")]
     PermissionNotDue,
+    /// The invite was already revoked (revoking it again).
+    #[error("the invite is already revoked")]
+    InviteAlreadyRevoked,
     /// The API key was already revoked.
     #[error("the API key is already revoked")]
     ApiKeyRevoked,

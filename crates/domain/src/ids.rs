@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{ValidationError, ValidationProblem};
+use crate::text::check_label;
 
 macro_rules! uuid_id {
     ($(#[$($doc:tt)*])* $name:ident) => {
@@ -193,26 +194,10 @@ impl UserId {
     /// The longest accepted value, in characters.
     pub const MAX_CHARS: usize = 256;
 
-    /// Parses a user id: 1..=256 characters, no control characters, not blank.
+    /// Parses a user id: not blank, 1..=256 characters, no control characters;
+    /// stored as given.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        if raw.trim().is_empty() {
-            return Err(ValidationError::new("userId", ValidationProblem::Empty));
-        }
-        if raw.chars().count() > Self::MAX_CHARS {
-            return Err(ValidationError::new(
-                "userId",
-                ValidationProblem::TooLong {
-                    max: Self::MAX_CHARS,
-                    unit: "characters",
-                },
-            ));
-        }
-        if raw.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                "userId",
-                ValidationProblem::ControlCharacters,
-            ));
-        }
+        check_label("userId", raw, Self::MAX_CHARS)?;
         Ok(Self(raw.to_owned()))
     }
 

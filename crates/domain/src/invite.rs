@@ -142,7 +142,7 @@ impl Invite {
             return Err(DomainError::WrongSession);
         }
         if self.revoked_at.is_some() {
-            return Err(DomainError::InviteRevoked);
+            return Err(DomainError::InviteAlreadyRevoked);
         }
         Ok(Self {
             revoked_at: Some(now),

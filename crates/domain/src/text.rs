@@ -18,12 +18,12 @@ pub struct TextLimits {
     pub display_name_chars: usize,
     /// Session title, in characters.
     pub title_chars: usize,
-    /// Comment text, in bytes of UTF-8.
-    pub comment_bytes: usize,
-    /// Prompt text, in bytes of UTF-8.
-    pub prompt_bytes: usize,
-    /// Closing summary, in bytes of UTF-8.
-    pub summary_bytes: usize,
+    /// Comment text, in characters.
+    pub comment_chars: usize,
+    /// Prompt text, in characters.
+    pub prompt_chars: usize,
+    /// Closing summary, in characters.
+    pub summary_chars: usize,
 }
 
 impl TextLimits {
@@ -31,9 +31,9 @@ impl TextLimits {
     pub const DEFAULT: Self = Self {
         display_name_chars: 64,
         title_chars: 200,
-        comment_bytes: 8 * 1024,
-        prompt_bytes: 32 * 1024,
-        summary_bytes: 8 * 1024,
+        comment_chars: 8 * 1024,
+        prompt_chars: 32 * 1024,
+        summary_chars: 8 * 1024,
     };
 
     /// The highest limits a deployment may configure; stored values are re-read
@@ -41,9 +41,9 @@ impl TextLimits {
     pub const CEILING: Self = Self {
         display_name_chars: 256,
         title_chars: 1000,
-        comment_bytes: 64 * 1024,
-        prompt_bytes: 1024 * 1024,
-        summary_bytes: 64 * 1024,
+        comment_chars: 64 * 1024,
+        prompt_chars: 1024 * 1024,
+        summary_chars: 64 * 1024,
     };
 
     /// Checks that no limit is zero or above the ceiling.
@@ -56,15 +56,15 @@ impl TextLimits {
             ),
             ("titleChars", self.title_chars, Self::CEILING.title_chars),
             (
-                "commentBytes",
-                self.comment_bytes,
-                Self::CEILING.comment_bytes,
+                "commentChars",
+                self.comment_chars,
+                Self::CEILING.comment_chars,
             ),
-            ("promptBytes", self.prompt_bytes, Self::CEILING.prompt_bytes),
+            ("promptChars", self.prompt_chars, Self::CEILING.prompt_chars),
             (
-                "summaryBytes",
-                self.summary_bytes,
-                Self::CEILING.summary_bytes,
+                "summaryChars",
+                self.summary_chars,
+                Self::CEILING.summary_chars,
             ),
         ];
         for (field, value, ceiling) in pairs {
@@ -85,13 +85,33 @@ impl Default for TextLimits {
     }
 }
 
-/// A one-line label: trimmed, not empty, no control characters, at most `max` chars.
-fn parse_label(field: &'static str, raw: &str, max: usize) -> Result<String, ValidationError> {
-    let trimmed = raw.trim();
-    if trimmed.is_empty() {
+/// Whether `c` may appear in a one-line label: anything but a control
+/// character (Unicode `Cc`: U+0000–U+001F, U+007F–U+009F).
+fn label_char(c: char) -> bool {
+    !c.is_control()
+}
+
+/// Whether `c` may appear in a multi-line body: anything but a control
+/// character other than newline, carriage return and tab.
+fn body_char(c: char) -> bool {
+    !c.is_control() || matches!(c, '\n' | '\r' | '\t')
+}
+
+/// Checks text as the client sent it: not blank (something other than
+/// whitespace), at most `max` characters (Unicode scalar values, as JSON
+/// Schema's `maxLength` counts them), and only characters `allowed` lets
+/// through. The OpenAPI document states the same rules as `pattern` and
+/// `maxLength`, so a request that fits the document is never refused for them.
+fn check_text(
+    field: &'static str,
+    raw: &str,
+    max: usize,
+    allowed: fn(char) -> bool,
+) -> Result<(), ValidationError> {
+    if raw.trim().is_empty() {
         return Err(ValidationError::new(field, ValidationProblem::Empty));
     }
-    if trimmed.chars().count() > max {
+    if raw.chars().count() > max {
         return Err(ValidationError::new(
             field,
             ValidationProblem::TooLong {
@@ -100,36 +120,35 @@ fn parse_label(field: &'static str, raw: &str, max: usize) -> Result<String, Val
             },
         ));
     }
-    if trimmed.chars().any(char::is_control) {
+    if !raw.chars().all(allowed) {
         return Err(ValidationError::new(
             field,
             ValidationProblem::ControlCharacters,
         ));
     }
-    Ok(trimmed.to_owned())
+    Ok(())
 }
 
-/// A multi-line body: kept as written, not blank, at most `max` bytes, and no
-/// control characters other than newline, carriage return and tab.
+/// A one-line label (see [`check_label`]), stored trimmed.
+fn parse_label(field: &'static str, raw: &str, max: usize) -> Result<String, ValidationError> {
+    check_label(field, raw, max)?;
+    Ok(raw.trim().to_owned())
+}
+
+/// Checks a one-line label: not blank, at most `max` characters as sent, no
+/// control characters.
+pub(crate) fn check_label(
+    field: &'static str,
+    raw: &str,
+    max: usize,
+) -> Result<(), ValidationError> {
+    check_text(field, raw, max, label_char)
+}
+
+/// A multi-line body: kept as written, not blank, at most `max` characters,
+/// and no control characters other than newline, carriage return and tab.
 fn parse_body(field: &'static str, raw: &str, max: usize) -> Result<String, ValidationError> {
-    if raw.trim().is_empty() {
-        return Err(ValidationError::new(field, ValidationProblem::Empty));
-    }
-    if raw.len() > max {
-        return Err(ValidationError::new(
-            field,
-            ValidationProblem::TooLong { max, unit: "bytes" },
-        ));
-    }
-    if raw
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err(ValidationError::new(
-            field,
-            ValidationProblem::ControlCharacters,
-        ));
-    }
+    check_text(field, raw, max, body_char)?;
     Ok(raw.to_owned())
 }
 
@@ -194,21 +213,21 @@ text_value!(
     CommentText,
     parse_body,
     "text",
-    comment_bytes
+    comment_chars
 );
 text_value!(
     /// What a participant asks the agent.
     PromptText,
     parse_body,
     "text",
-    prompt_bytes
+    prompt_chars
 );
 text_value!(
     /// The host's closing summary of a session.
     Summary,
     parse_body,
     "summary",
-    summary_bytes
+    summary_chars
 );
 
 impl Title {
@@ -225,7 +244,7 @@ mod tests {
     const LIMITS: TextLimits = TextLimits::DEFAULT;
 
     #[test]
-    fn labels_are_trimmed_and_bounded_in_characters() {
+    fn labels_are_trimmed_and_bounded_in_characters_as_sent() {
         assert_eq!(
             DisplayName::parse("  Ada  ", &LIMITS).unwrap().as_str(),
             "Ada"
@@ -242,6 +261,8 @@ mod tests {
         );
         assert!(Title::parse(&"t".repeat(200), &LIMITS).is_ok());
         assert!(Title::parse(&"t".repeat(201), &LIMITS).is_err());
+        // The limit applies to the text as sent, spaces around it included.
+        assert!(Title::parse(&format!(" {} ", "t".repeat(199)), &LIMITS).is_err());
     }
 
     #[test]
@@ -255,16 +276,23 @@ mod tests {
             ValidationProblem::ControlCharacters
         );
         assert!(Title::parse("two\nlines", &LIMITS).is_err());
+        // Control characters are refused wherever they are, even where
+        // trimming would have removed them.
+        assert_eq!(
+            Title::parse("title\n", &LIMITS).unwrap_err().problem,
+            ValidationProblem::ControlCharacters
+        );
     }
 
     #[test]
-    fn bodies_keep_their_text_and_are_bounded_in_bytes() {
+    fn bodies_keep_their_text_and_are_bounded_in_characters() {
         let text = "  line one\n\tline two  ";
         assert_eq!(CommentText::parse(text, &LIMITS).unwrap().as_str(), text);
         assert!(CommentText::parse(&"a".repeat(8 * 1024), &LIMITS).is_ok());
         assert!(CommentText::parse(&"a".repeat(8 * 1024 + 1), &LIMITS).is_err());
-        // 4-byte characters count as 4 bytes.
-        assert!(CommentText::parse(&"😀".repeat(2049), &LIMITS).is_err());
+        // A 4-byte character counts as one, as JSON Schema's maxLength counts.
+        assert!(CommentText::parse(&"😀".repeat(8 * 1024), &LIMITS).is_ok());
+        assert!(CommentText::parse(&"😀".repeat(8 * 1024 + 1), &LIMITS).is_err());
         assert!(PromptText::parse(&"p".repeat(32 * 1024), &LIMITS).is_ok());
         assert!(PromptText::parse(&"p".repeat(32 * 1024 + 1), &LIMITS).is_err());
         assert!(Summary::parse("done", &LIMITS).is_ok());
@@ -283,7 +311,7 @@ mod tests {
     #[test]
     fn configured_limits_apply_and_stored_values_use_the_ceiling() {
         let tight = TextLimits {
-            comment_bytes: 4,
+            comment_chars: 4,
             ..LIMITS
         };
         assert!(CommentText::parse("12345", &tight).is_err());
@@ -304,7 +332,7 @@ mod tests {
         );
         assert!(
             TextLimits {
-                prompt_bytes: 2 * 1024 * 1024,
+                prompt_chars: 2 * 1024 * 1024,
                 ..LIMITS
             }
             .validate()

@@ -18,6 +18,7 @@ use crate::error::{DomainError, ValidationError, ValidationProblem};
 use crate::event::{EventPayload, EventType, Seq};
 use crate::ids::{SessionId, WebhookDeliveryId, WebhookId, WorkspaceId};
 use crate::prompt::PromptStatus;
+use crate::text::check_label;
 
 /// Where an endpoint's requests go: an absolute `http` or `https` URL with a
 /// host, no credentials and no fragment, at most 2048 characters. Whether plain
@@ -35,17 +36,17 @@ impl WebhookUrl {
         let invalid = |expected: &'static str| {
             ValidationError::new("url", ValidationProblem::Format(expected))
         };
-        if raw.trim().is_empty() {
-            return Err(ValidationError::new("url", ValidationProblem::Empty));
+        check_label("url", raw, Self::MAX_CHARS)?;
+        // As sent: the url crate would drop surrounding spaces, tabs and line
+        // breaks, and take `https:/host` for `https://host`.
+        let scheme = raw.split_once("://").map(|(scheme, _)| scheme);
+        if !scheme.is_some_and(|scheme| {
+            scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http")
+        }) {
+            return Err(invalid("an absolute http:// or https:// URL"));
         }
-        if raw.chars().count() > Self::MAX_CHARS {
-            return Err(ValidationError::new(
-                "url",
-                ValidationProblem::TooLong {
-                    max: Self::MAX_CHARS,
-                    unit: "characters",
-                },
-            ));
+        if raw.chars().any(char::is_whitespace) {
+            return Err(invalid("a URL without spaces"));
         }
         let url =
             url::Url::parse(raw).map_err(|_| invalid("an absolute http:// or https:// URL"))?;
@@ -109,31 +110,11 @@ impl WebhookDescription {
     /// The longest accepted description, in characters.
     pub const MAX_CHARS: usize = 500;
 
-    /// Parses a description.
+    /// Parses a description: not blank, at most 500 characters as sent, no
+    /// control characters; stored trimmed.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let text = raw.trim();
-        if text.is_empty() {
-            return Err(ValidationError::new(
-                "description",
-                ValidationProblem::Empty,
-            ));
-        }
-        if text.chars().count() > Self::MAX_CHARS {
-            return Err(ValidationError::new(
-                "description",
-                ValidationProblem::TooLong {
-                    max: Self::MAX_CHARS,
-                    unit: "characters",
-                },
-            ));
-        }
-        if text.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                "description",
-                ValidationProblem::ControlCharacters,
-            ));
-        }
-        Ok(Self(text.to_owned()))
+        check_label("description", raw, Self::MAX_CHARS)?;
+        Ok(Self(raw.trim().to_owned()))
     }
 
     /// The description as text.

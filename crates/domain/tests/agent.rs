@@ -314,7 +314,7 @@ fn mode_ids_are_checked() {
     assert!(AgentModeId::parse("acceptEdits").is_ok());
     assert!(AgentModeId::parse(" ").is_err());
     assert!(AgentModeId::parse("a\u{7}b").is_err());
-    assert!(AgentModeId::parse(&"m".repeat(AgentModeId::MAX_BYTES + 1)).is_err());
+    assert!(AgentModeId::parse(&"m".repeat(AgentModeId::MAX_CHARS + 1)).is_err());
     assert!(serde_json::from_str::<AgentModeId>("\"\"").is_err());
 }
 

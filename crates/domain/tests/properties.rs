@@ -1112,27 +1112,24 @@ fn limits_all(limit: usize) -> TextLimits {
     TextLimits {
         display_name_chars: limit,
         title_chars: limit,
-        comment_bytes: limit,
-        prompt_bytes: limit,
-        summary_bytes: limit,
+        comment_chars: limit,
+        prompt_chars: limit,
+        summary_chars: limit,
     }
 }
 
-/// The label rule: trimmed, not empty, at most `limit` characters, no control
-/// characters at all.
+/// The label rule: not blank, at most `limit` characters as sent, no control
+/// characters at all; stored trimmed.
 fn label_ok(raw: &str, limit: usize) -> Option<String> {
-    let trimmed = raw.trim();
-    (!trimmed.is_empty()
-        && trimmed.chars().count() <= limit
-        && !trimmed.chars().any(char::is_control))
-    .then(|| trimmed.to_owned())
+    (!raw.trim().is_empty() && raw.chars().count() <= limit && !raw.chars().any(char::is_control))
+        .then(|| raw.trim().to_owned())
 }
 
-/// The body rule: kept as written, not blank, at most `limit` bytes, no control
-/// characters but newline, carriage return and tab.
+/// The body rule: kept as written, not blank, at most `limit` characters, no
+/// control characters but newline, carriage return and tab.
 fn body_ok(raw: &str, limit: usize) -> Option<String> {
     let allowed = |c: char| !c.is_control() || matches!(c, '\n' | '\r' | '\t');
-    (!raw.trim().is_empty() && raw.len() <= limit && raw.chars().all(allowed))
+    (!raw.trim().is_empty() && raw.chars().count() <= limit && raw.chars().all(allowed))
         .then(|| raw.to_owned())
 }
 
@@ -1165,7 +1162,7 @@ proptest! {
         prop_assert_eq!(&prompt, &expected);
         prop_assert_eq!(&summary, &expected);
         if let Some(value) = comment {
-            prop_assert!(value.len() <= limit);
+            prop_assert!(value.chars().count() <= limit);
             let back: Result<CommentText, _> = serde_json::from_value(json!(value));
             prop_assert_eq!(back.ok().map(|v| v.as_str().to_owned()), Some(value));
         }
@@ -1177,11 +1174,11 @@ proptest! {
         let limits = TextLimits::DEFAULT;
         prop_assert_eq!(
             CommentText::parse(&raw, &limits).is_ok(),
-            !raw.is_empty() && raw.len() <= limits.comment_bytes
+            !raw.is_empty() && raw.chars().count() <= limits.comment_chars
         );
         prop_assert_eq!(
             PromptText::parse(&raw, &limits).is_ok(),
-            !raw.is_empty() && raw.len() <= limits.prompt_bytes
+            !raw.is_empty() && raw.chars().count() <= limits.prompt_chars
         );
         prop_assert_eq!(
             Title::parse(&raw, &limits).is_ok(),

@@ -1447,7 +1447,7 @@ fn the_host_revokes_an_invite_once() {
     assert_eq!(revoked.check_usable(at(3)), Err(DomainError::InviteRevoked));
     assert_eq!(
         revoked.revoke(&f.session, &f.host, at(4)),
-        Err(DomainError::InviteRevoked)
+        Err(DomainError::InviteAlreadyRevoked)
     );
 }
 

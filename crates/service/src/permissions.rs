@@ -2,7 +2,7 @@
 //! them to everyone.
 
 use tandem_domain::{
-    Event, PermissionAnswer, PermissionRequest, PermissionRequestId, Seq, SessionId,
+    Event, PermissionAnswer, PermissionRequest, PermissionRequestId, PromptId, Seq, SessionId,
 };
 use tandem_ports::{Change, Write};
 
@@ -36,6 +36,23 @@ impl Tandem {
                 .activity(self.now());
             self.commit(change).await.map(|_| answered.state)
         })
+    }
+
+    /// The agent's permission requests of one prompt that wait for an answer,
+    /// oldest first: what a host who arrives late (or a client without the
+    /// event stream) answers.
+    pub async fn open_permission_requests(
+        &self,
+        caller: &Caller,
+        session_id: SessionId,
+        prompt_id: PromptId,
+    ) -> Result<Vec<PermissionRequest>, ServiceError> {
+        self.visible_session(caller, session_id).await?;
+        self.prompt_of(session_id, prompt_id).await?;
+        self.store
+            .open_permission_requests(prompt_id)
+            .await
+            .map_err(ServiceError::Store)
     }
 
     /// A page of the session's event log after `after`, in `seq` order.

@@ -132,7 +132,7 @@ impl From<&domain::AgentState> for AgentResponse {
 pub(crate) struct SetAgentModeRequest {
     /// The id of one of the modes the agent offers (`modes` of the session's
     /// `agent`).
-    #[schema(example = "plan", min_length = 1, pattern = r"\S")]
+    #[schema(example = "plan")]
     pub(crate) mode_id: String,
 }
 

@@ -13,8 +13,8 @@ use super::validate::at;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct PostCommentRequest {
-    /// The comment (at most 8 KiB by default; not blank).
-    #[schema(min_length = 1, pattern = r"\S")]
+    /// The comment (at most 8,192 characters by default; not blank; no
+    /// control characters but line breaks and tabs).
     pub(crate) text: String,
 }
 

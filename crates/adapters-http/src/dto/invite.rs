@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::enums::InviteRole;
-use super::validate::{invalid, optional};
+use super::validate::{invalid, optional, whole_number};
 
 /// A new invite; every field is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -19,10 +19,12 @@ pub(crate) struct CreateInviteRequest {
     /// The role joiners get (default `collaborator`).
     pub(crate) role: Option<InviteRole>,
     /// How many joins the invite allows (default: no limit).
-    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 4_294_967_295_u64)]
     pub(crate) max_uses: Option<u32>,
-    /// How long the invite works, e.g. `24h` (default: as long as the session).
-    #[schema(pattern = "^([0-9]+[smhd])+$", example = "24h")]
+    /// How long the invite works: a number and one unit (`s`, `m`, `h`, `d`),
+    /// e.g. `24h`, at most `30d` (default: as long as the session).
+    #[schema(example = "24h")]
     pub(crate) expires_in: Option<String>,
 }
 
@@ -38,7 +40,7 @@ impl CreateInviteRequest {
                 ))
             })
             .transpose();
-        let expires_in = optional("expiresIn", self.expires_in.as_deref(), Ttl::parse);
+        let expires_in = optional("expiresIn", self.expires_in.as_deref(), Ttl::parse_single);
         match (max_uses, expires_in) {
             (Ok(max_uses), Ok(expires_in)) => Ok(InviteSettings {
                 role: self

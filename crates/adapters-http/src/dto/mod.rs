@@ -13,6 +13,7 @@ pub(crate) mod page;
 pub(crate) mod participant;
 pub(crate) mod permission;
 pub(crate) mod prompt;
+pub(crate) mod rules;
 pub(crate) mod session;
 mod validate;
 pub(crate) mod webhook;

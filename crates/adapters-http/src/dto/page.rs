@@ -117,6 +117,7 @@ pub(crate) struct EventsQuery {
     pub(crate) limit: Option<u32>,
     /// A one-use stream ticket (`POST .../stream-tickets`), for clients such as a
     /// browser's `EventSource` that cannot send an `Authorization` header.
+    #[param(max_length = 256)]
     pub(crate) ticket: Option<String>,
 }
 

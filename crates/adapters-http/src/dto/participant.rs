@@ -18,11 +18,10 @@ pub(crate) struct JoinRequest {
     /// The invite's token (the fragment of the invite link).
     pub(crate) invite_token: String,
     /// How the new participant appears to the others.
-    #[schema(example = "Grace", min_length = 1, pattern = r"\S")]
+    #[schema(example = "Grace")]
     pub(crate) display_name: String,
     /// The joiner's user id in the caller's own system, stored as given (not
     /// blank).
-    #[schema(min_length = 1, pattern = r"\S")]
     pub(crate) user_id: Option<String>,
 }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::enums::{PermissionCause, PermissionOptionKind};
 
 /// The host's answer: exactly one of `optionId` or `reject: true`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct AnswerPermissionRequest {
     /// Choose the agent's option with this id.
@@ -18,6 +18,50 @@ pub(crate) struct AnswerPermissionRequest {
     /// Refuse the tool call (the agent's reject option, if it offered one).
     pub(crate) reject: Option<bool>,
 }
+
+/// Exactly one of the two answers, as `oneOf` (the derive would make both
+/// fields optional and say nothing of the rule). `null` counts as absent.
+impl utoipa::PartialSchema for AnswerPermissionRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let schema = serde_json::json!({
+            "description": "The host's answer: exactly one of `optionId` or `reject: true` \
+                (the other absent or `null`).",
+            "oneOf": [
+                {
+                    "type": "object",
+                    "title": "Select",
+                    "required": ["optionId"],
+                    "properties": {
+                        "optionId": {
+                            "type": "string",
+                            "minLength": 1,
+                            "description": "Choose the agent's option with this id (one of the request's `options`)."
+                        },
+                        "reject": { "type": "null" }
+                    },
+                    "additionalProperties": false
+                },
+                {
+                    "type": "object",
+                    "title": "Reject",
+                    "required": ["reject"],
+                    "properties": {
+                        "reject": {
+                            "type": "boolean",
+                            "enum": [true],
+                            "description": "Refuse the tool call (the agent's reject option, if it offered one)."
+                        },
+                        "optionId": { "type": "null" }
+                    },
+                    "additionalProperties": false
+                }
+            ]
+        });
+        serde_json::from_value(schema).expect("the answer's schema is a valid schema")
+    }
+}
+
+impl ToSchema for AnswerPermissionRequest {}
 
 impl AnswerPermissionRequest {
     /// The answer, or why the body names none or both.
@@ -132,4 +176,12 @@ impl From<&domain::PermissionRequest> for PermissionRequestResponse {
             }),
         }
     }
+}
+
+/// A prompt's permission requests that wait for the host's answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OpenPermissionRequests {
+    /// Oldest first.
+    pub(crate) permissions: Vec<PermissionRequestResponse>,
 }

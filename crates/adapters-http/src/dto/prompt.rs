@@ -14,8 +14,8 @@ use super::validate::at;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct PromptTextRequest {
-    /// What to ask the agent (at most 32 KiB by default; not blank).
-    #[schema(min_length = 1, pattern = r"\S")]
+    /// What to ask the agent (at most 32,768 characters by default; not
+    /// blank; no control characters but line breaks and tabs).
     pub(crate) text: String,
 }
 

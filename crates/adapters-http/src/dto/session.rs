@@ -32,16 +32,19 @@ pub(crate) struct CreateSessionRequest {
     pub(crate) agent_profile: Option<String>,
     /// How the agent's tool requests are answered (default `ask_host`).
     pub(crate) permission_policy: Option<PermissionPolicy>,
-    /// The session's absolute lifetime, e.g. `24h` (default `24h`, at most `30d`).
-    #[schema(pattern = "^([0-9]+[smhd])+$", example = "24h")]
+    /// The session's absolute lifetime: a number and one unit (`s`, `m`, `h`,
+    /// `d`), e.g. `36h` (default `24h`, at most `30d`).
+    #[schema(example = "24h")]
     pub(crate) expires_in: Option<String>,
-    /// The session expires after this long without activity (default `2h`).
-    #[schema(pattern = "^([0-9]+[smhd])+$", example = "2h")]
+    /// The session expires after this long without activity: a number and one
+    /// unit, e.g. `90m` (default `2h`, at most `30d`).
+    #[schema(example = "2h")]
     pub(crate) idle_timeout: Option<String>,
     /// The host participant's display name (default `Host`).
     #[schema(example = "Ada")]
     pub(crate) host_display_name: Option<String>,
     /// The host's user id in the caller's own system, stored as given.
+    #[schema(example = "sso|ada")]
     pub(crate) host_user_id: Option<String>,
 }
 
@@ -56,8 +59,12 @@ impl CreateSessionRequest {
             self.agent_profile.as_deref(),
             AgentProfileName::parse,
         );
-        let expires_in = optional("expiresIn", self.expires_in.as_deref(), Ttl::parse);
-        let idle_timeout = optional("idleTimeout", self.idle_timeout.as_deref(), Ttl::parse);
+        let expires_in = optional("expiresIn", self.expires_in.as_deref(), Ttl::parse_single);
+        let idle_timeout = optional(
+            "idleTimeout",
+            self.idle_timeout.as_deref(),
+            Ttl::parse_single,
+        );
         let host_display_name = optional(
             "hostDisplayName",
             self.host_display_name.as_deref(),
@@ -113,8 +120,9 @@ pub(crate) struct UpdateSessionRequest {
     pub(crate) mode: Option<SessionMode>,
     /// A new permission policy.
     pub(crate) permission_policy: Option<PermissionPolicy>,
-    /// Moves `expiresAt` to now plus this (within the session's maximum lifetime).
-    #[schema(pattern = "^([0-9]+[smhd])+$", example = "4h")]
+    /// Moves `expiresAt` to now plus this, a number and one unit (`4h`): at
+    /// most 30 days after the session's creation (else 409 `EXPIRY_BEYOND_MAX`).
+    #[schema(example = "4h")]
     pub(crate) expires_in: Option<String>,
 }
 
@@ -124,7 +132,7 @@ impl UpdateSessionRequest {
         let title = optional("title", self.title.as_deref(), |raw| {
             Title::parse(raw, limits)
         });
-        let expires_in = optional("expiresIn", self.expires_in.as_deref(), Ttl::parse);
+        let expires_in = optional("expiresIn", self.expires_in.as_deref(), Ttl::parse_single);
         match (title, expires_in) {
             (Ok(title), Ok(expires_in)) => Ok(SessionPatch {
                 title,

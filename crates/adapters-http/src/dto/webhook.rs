@@ -93,6 +93,7 @@ pub(crate) struct CreateWebhookRequest {
     /// `agent.permission_requested`, `prompt.failed`, `session.closed`.
     #[schema(
         value_type = Option<Vec<WebhookEventType>>,
+        min_items = 1,
         example = json!(["prompt.submitted:pending_approval", "agent.permission_requested"])
     )]
     pub(crate) event_types: Option<Vec<String>>,
@@ -139,7 +140,7 @@ impl CreateWebhookRequest {
 pub(crate) struct UpdateWebhookRequest {
     pub(crate) url: Option<String>,
     /// As at creation.
-    #[schema(value_type = Option<Vec<WebhookEventType>>)]
+    #[schema(value_type = Option<Vec<WebhookEventType>>, min_items = 1)]
     pub(crate) event_types: Option<Vec<String>>,
     /// A session of the workspace, or `null` for every session. Pointing the
     /// webhook at other sessions starts its deliveries from now.

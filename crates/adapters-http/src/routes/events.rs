@@ -32,7 +32,7 @@ use crate::stream;
     security(("bearer" = []), ()),
     params(
         ("id" = Uuid, Path, description = "The session's id."),
-        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = r"^\s*[0-9]{0,19}\s*$", description = "Resume after this `seq` (it takes the place of `?after=`): what a reconnecting `EventSource` sends. Empty counts as absent; anything but a `seq` (up to 2^63 - 1) is refused with 400 `BAD_REQUEST`, on the stream and on the JSON page alike."),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, description = "Resume after this `seq` (it takes the place of `?after=`): what a reconnecting `EventSource` sends. Empty counts as absent; anything but a `seq` (up to 2^63 - 1) is refused with 400 `BAD_REQUEST`, on the stream and on the JSON page alike."),
         EventsQuery
     ),
     responses(
@@ -149,7 +149,7 @@ fn wants_stream(headers: &HeaderMap) -> bool {
 
 /// The highest `seq` a cursor may name: the log's numbers are 64-bit signed in
 /// the database.
-const MAX_SEQ: u64 = i64::MAX as u64;
+pub(crate) const MAX_SEQ: u64 = i64::MAX as u64;
 
 /// `?after=`, 0 when absent.
 fn cursor(after: Option<u64>) -> Result<u64, ApiError> {
@@ -166,24 +166,33 @@ fn cursor(after: Option<u64>) -> Result<u64, ApiError> {
 
 /// The `Last-Event-ID` a reconnecting `EventSource` sends; empty counts as
 /// absent (the SSE specification's reset).
-fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+pub(crate) fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get("last-event-id") else {
         return Ok(None);
     };
-    let text = value.to_str().ok().map(str::trim);
+    // Spaces and tabs around a header value are not part of it (RFC 9110).
+    let text = value
+        .to_str()
+        .ok()
+        .map(|text| text.trim_matches([' ', '\t']));
     if text == Some("") {
         return Ok(None);
     }
-    text.and_then(|text| text.parse::<u64>().ok())
-        .filter(|seq| *seq <= MAX_SEQ)
-        .map(Some)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadRequest,
-                "Last-Event-ID must be an event's seq",
-            )
-        })
+    // A number as the server writes one in an `id:` line: digits without
+    // leading zeros (`u64`'s parser would also take `+7` and `007`).
+    text.filter(|text| {
+        text.bytes().all(|b| b.is_ascii_digit()) && (*text == "0" || !text.starts_with('0'))
+    })
+    .and_then(|text| text.parse::<u64>().ok())
+    .filter(|seq| *seq <= MAX_SEQ)
+    .map(Some)
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            "Last-Event-ID must be an event's seq",
+        )
+    })
 }
 
 /// Whether the client takes JSON: no `Accept` header, or a media range that
@@ -244,7 +253,7 @@ mod tests {
             headers.insert("last-event-id", HeaderValue::from_static(value));
             assert_eq!(last_event_id(&headers).unwrap(), seq, "{value:?}");
         }
-        for bad in ["x", "-1", "1.5", "9223372036854775808"] {
+        for bad in ["x", "-1", "+1", "007", "1.5", "9223372036854775808"] {
             headers.insert("last-event-id", HeaderValue::from_static(bad));
             assert_eq!(
                 last_event_id(&headers).unwrap_err().code(),

@@ -112,7 +112,6 @@ pub(crate) async fn create_invite(
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 410, response = Gone),
         (status = 500, response = Internal),
     )
 )]

@@ -2,9 +2,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use tandem_domain::{PermissionRequestId, SessionId};
+use tandem_domain::{PermissionRequestId, PromptId, SessionId};
 
-use crate::dto::permission::{AnswerPermissionRequest, PermissionRequestResponse};
+use crate::dto::permission::{
+    AnswerPermissionRequest, OpenPermissionRequests, PermissionRequestResponse,
+};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, Authenticated};
 use crate::openapi::{
@@ -53,4 +55,41 @@ pub(crate) async fn answer_permission(
         .answer_permission(&caller, id, request_id, answer)
         .await?;
     Ok(Json(PermissionRequestResponse::from(&request)))
+}
+
+/// List a prompt's open permission requests.
+///
+/// The agent's requests to run a tool that wait for the host's answer, oldest
+/// first (each also announced by an `agent.permission_requested` event).
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{id}/prompts/{pid}/permissions",
+    operation_id = "list_open_permissions",
+    tag = "permissions",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The session's id."),
+        ("pid" = Uuid, Path, description = "The prompt's id."),
+    ),
+    responses(
+        (status = 200, description = "The prompt's open permission requests.", body = OpenPermissionRequests),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    )
+)]
+pub(crate) async fn list_open_permissions(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiPath((id, prompt_id)): ApiPath<(SessionId, PromptId)>,
+) -> Result<Json<OpenPermissionRequests>, ApiError> {
+    let requests = state
+        .tandem
+        .open_permission_requests(&caller, id, prompt_id)
+        .await?;
+    Ok(Json(OpenPermissionRequests {
+        permissions: requests.iter().map(Into::into).collect(),
+    }))
 }

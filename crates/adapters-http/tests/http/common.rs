@@ -34,6 +34,10 @@ impl App {
     }
 
     pub(crate) async fn with_config(config: HttpConfig) -> Self {
+        Self::with_configs(config, ServiceConfig::default()).await
+    }
+
+    pub(crate) async fn with_configs(config: HttpConfig, service: ServiceConfig) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = SqliteStore::open_file(&dir.path().join("tandem.db"))
             .await
@@ -42,7 +46,7 @@ impl App {
             Arc::new(store),
             Arc::new(LocalEventBus::new()),
             Arc::new(SystemClock),
-            ServiceConfig::default(),
+            service,
         );
         let admin = tandem
             .bootstrap_admin_key(None)

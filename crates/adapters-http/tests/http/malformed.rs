@@ -189,7 +189,7 @@ async fn a_bad_uuid_in_the_path_is_400() {
 #[tokio::test]
 async fn an_oversize_body_is_413() {
     let app = App::new().await;
-    let big = json!({ "title": "t".repeat(300 * 1024) }).to_string();
+    let big = json!({ "title": "t".repeat(600 * 1024) }).to_string();
     // Declared with Content-Length: refused before the body is read.
     let request = raw(Method::POST, "/v1/sessions", &app.admin)
         .header(header::CONTENT_TYPE, "application/json")

@@ -2,8 +2,10 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use serde_json::json;
+use serde_json::{Value, json};
+use tandem_domain::TextLimits;
 use tandem_http::HttpConfig;
+use tandem_service::ServiceConfig;
 
 use crate::common::App;
 
@@ -28,11 +30,29 @@ async fn metrics_are_served_only_with_a_recorder() {
 async fn the_document_and_its_ui_are_served() {
     let app = App::new().await;
     let document = app.call(Method::GET, "/openapi.json", None, None).await;
-    let document = document.expect(StatusCode::OK);
+    let mut served = document.expect(StatusCode::OK).clone();
+    let mut general = serde_json::to_value(tandem_http::openapi()).unwrap();
+    // The served document names this server's agent profiles; the general one
+    // allows any profile name. Everything else is the same.
+    let profile = "/components/schemas/CreateSessionRequest/properties/agentProfile";
     assert_eq!(
-        document,
-        &serde_json::to_value(tandem_http::openapi()).unwrap()
+        served.pointer(&format!("{profile}/enum")),
+        Some(&json!(["echo", null]))
     );
+    assert_eq!(
+        general.pointer(&format!("{profile}/pattern")),
+        Some(&json!("^[a-z0-9][a-z0-9_-]*$"))
+    );
+    for document in [&mut served, &mut general] {
+        let field = document
+            .pointer_mut(profile)
+            .and_then(Value::as_object_mut)
+            .unwrap();
+        for rule in ["enum", "pattern", "minLength", "maxLength"] {
+            field.remove(rule);
+        }
+    }
+    assert_eq!(served, general);
     let request = Request::get("/docs/").body(Body::empty()).unwrap();
     let response = tower::ServiceExt::oneshot(app.router.clone(), request)
         .await
@@ -120,4 +140,57 @@ async fn a_smaller_body_limit_applies() {
     app.post("/v1/sessions", &app.admin, json!({ "title": "short" }))
         .await
         .expect(StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn the_served_document_has_the_servers_own_limits() {
+    let service = ServiceConfig {
+        limits: TextLimits {
+            title_chars: 10,
+            comment_chars: 20,
+            ..TextLimits::DEFAULT
+        },
+        ..ServiceConfig::default()
+    };
+    let app = App::with_configs(
+        HttpConfig {
+            public_url: "http://tandem.test/".to_owned(),
+            ..HttpConfig::default()
+        },
+        service,
+    )
+    .await;
+    let reply = app.call(Method::GET, "/openapi.json", None, None).await;
+    let document = reply.expect(StatusCode::OK);
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(
+        schemas["CreateSessionRequest"]["properties"]["title"]["maxLength"],
+        10
+    );
+    assert_eq!(
+        schemas["UpdateSessionRequest"]["properties"]["title"]["maxLength"],
+        10
+    );
+    assert_eq!(
+        schemas["PostCommentRequest"]["properties"]["text"]["maxLength"],
+        20
+    );
+    // And the server holds to them: ten characters pass, eleven do not.
+    let admin = app.admin.clone();
+    app.call(
+        Method::POST,
+        "/v1/sessions",
+        Some(&admin),
+        Some(json!({"title": "é".repeat(10)})),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    app.call(
+        Method::POST,
+        "/v1/sessions",
+        Some(&admin),
+        Some(json!({"title": "é".repeat(11)})),
+    )
+    .await
+    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
 }

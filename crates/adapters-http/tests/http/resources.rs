@@ -190,7 +190,7 @@ async fn the_host_updates_and_closes_a_session() {
         Some(json!({ "expiresIn": "30d" })),
     )
     .await
-    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "EXPIRY_BEYOND_MAX");
+    .expect_problem(StatusCode::CONFLICT, "EXPIRY_BEYOND_MAX");
 
     let closed = app
         .post(
@@ -541,6 +541,14 @@ async fn the_host_manages_invites() {
     )
     .await
     .expect(StatusCode::NO_CONTENT);
+    app.call(
+        Method::DELETE,
+        &format!("{invites}/{original}"),
+        Some(&session.host),
+        None,
+    )
+    .await
+    .expect_problem(StatusCode::CONFLICT, "INVITE_ALREADY_REVOKED");
     app.call(
         Method::POST,
         "/v1/join",

@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use tandem_domain::{
-    ApiKey, DeliveryStatus, NewWebhook, RetryPolicy, Scope, Seq, SessionId, ValidationError,
-    ValidationProblem, WebhookDelivery, WebhookDeliveryId, WebhookEndpoint, WebhookId,
-    WebhookPatch, WebhookSecret, WebhookUrl,
+    ApiKey, DeliveryStatus, NewWebhook, RetryPolicy, Scope, Seq, SessionId, WebhookDelivery,
+    WebhookDeliveryId, WebhookEndpoint, WebhookId, WebhookPatch, WebhookSecret, WebhookUrl,
 };
 use tandem_ports::{Page, StoreError, WebhookSender};
 use tokio::sync::Notify;
@@ -22,7 +21,7 @@ use uuid::Uuid;
 pub use dispatch::WebhookDispatcher;
 
 use crate::credentials::Caller;
-use crate::error::{Invalid, Resource, ServiceError, read_error};
+use crate::error::{Resource, ServiceError, read_error};
 use crate::{Tandem, retry_on_conflict};
 
 /// Settings of webhooks.
@@ -331,17 +330,13 @@ impl Tandem {
         }
     }
 
-    /// An endpoint may hear of one session only if it is of its workspace.
+    /// An endpoint may hear of one session only if it is of its workspace: a
+    /// session of another workspace is as unknown as one that never was.
     async fn check_session_of(&self, key: &ApiKey, id: SessionId) -> Result<(), ServiceError> {
-        let not_ours = || {
-            ServiceError::Invalid(Invalid::from(ValidationError::new(
-                "sessionId",
-                ValidationProblem::Format("the id of a session of this workspace"),
-            )))
-        };
+        let not_found = || ServiceError::NotFound(Resource::Session);
         match self.store.session(id).await {
             Ok(session) if session.workspace_id == key.workspace_id => Ok(()),
-            Ok(_) | Err(StoreError::NotFound) => Err(not_ours()),
+            Ok(_) | Err(StoreError::NotFound) => Err(not_found()),
             Err(other) => Err(ServiceError::Store(other)),
         }
     }

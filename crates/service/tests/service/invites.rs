@@ -108,7 +108,7 @@ async fn a_revoked_invite_stops_working_at_once() {
         h.tandem
             .revoke_invite(&party.host, party.id, first_invite)
             .await,
-        ServiceError::Rule(DomainError::InviteRevoked)
+        ServiceError::Rule(DomainError::InviteAlreadyRevoked)
     );
     let listed = h
         .tandem
