@@ -319,3 +319,89 @@ impl Subscription {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tandem_domain::{Event, Seq};
+    use tandem_ports::SystemClock;
+    use tandem_sqlite::SqliteStore;
+
+    use super::hub::{Delivery, Signal};
+    use super::{Phase, Subscription};
+    use crate::{LocalEventBus, NewSession, ServiceConfig, Tandem};
+
+    /// A subscription that has delivered the whole log of a new session, and
+    /// that log's last event.
+    async fn caught_up() -> (Subscription, Event, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open_file(&dir.path().join("tandem.db"))
+            .await
+            .expect("open the database");
+        let tandem = Tandem::new(
+            Arc::new(store),
+            Arc::new(LocalEventBus::new()),
+            Arc::new(SystemClock),
+            ServiceConfig::default(),
+        );
+        let key = tandem
+            .bootstrap_admin_key(None)
+            .await
+            .expect("bootstrap")
+            .expect("a first key");
+        let admin = tandem
+            .authenticate(key.secret.expose())
+            .await
+            .expect("the admin key");
+        let created = tandem
+            .create_session(&admin, NewSession::default())
+            .await
+            .expect("a session");
+        let last = created.session.last_seq;
+        let log = tandem
+            .events(&admin, created.session.id, Seq::ZERO, 100)
+            .await
+            .expect("the log");
+        let event = log.last().expect("a created session has events").clone();
+        assert_eq!(event.seq, last);
+        let subscription = tandem
+            .subscribe(&admin, created.session.id, last)
+            .await
+            .expect("a subscription");
+        (subscription, event, dir)
+    }
+
+    fn signal(event: &Event, seq: u64) -> Signal {
+        Signal::Event(Arc::new(Delivery::new(Event {
+            seq: Seq::new(seq),
+            ..event.clone()
+        })))
+    }
+
+    /// The hub never skips an event, so no stream test meets a gap; the
+    /// subscription must still not deliver past one: it reads the log instead.
+    #[tokio::test]
+    async fn an_event_past_the_next_one_is_read_from_the_log_not_delivered() {
+        let (mut subscription, last, _dir) = caught_up().await;
+        subscription.phase = Phase::Live;
+        let sent = subscription.sent.get();
+        subscription.take(signal(&last, sent + 2));
+        assert!(
+            subscription.batch.is_empty(),
+            "nothing past a gap is delivered"
+        );
+        assert_eq!(subscription.sent.get(), sent);
+        assert!(matches!(
+            subscription.phase,
+            Phase::CatchUp { first: false }
+        ));
+
+        subscription.phase = Phase::Live;
+        subscription.take(signal(&last, sent));
+        assert!(subscription.batch.is_empty(), "nothing is delivered twice");
+        subscription.take(signal(&last, sent + 1));
+        assert_eq!(subscription.batch.len(), 1, "the next event is delivered");
+        assert_eq!(subscription.sent.get(), sent + 1);
+    }
+}
