@@ -430,37 +430,44 @@ fn link_created_ids(openapi: &mut utoipa::openapi::OpenApi) {
     }
     // Joining links to the session's operations as creating it does.
     table.push(("join_session", "201", session_links));
-    for item in openapi.paths.paths.values_mut() {
-        let operations = [
+    for operation in operations_mut(openapi) {
+        let Some(id) = operation.operation_id.clone() else {
+            continue;
+        };
+        for (_, status, targets) in table.iter().filter(|(source, ..)| *source == id) {
+            let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status) else {
+                continue;
+            };
+            for (target, parameters) in targets {
+                let mut link = LinkBuilder::new()
+                    .operation_id(*target)
+                    .description(format!("`{target}` with the id this answer carries."));
+                for (name, expression) in parameters {
+                    link = link.parameter(*name, *expression);
+                }
+                response
+                    .links
+                    .insert(link_name(target), RefOr::T(link.build()));
+            }
+        }
+    }
+}
+
+/// Every operation of the document, whatever its method.
+fn operations_mut(
+    openapi: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    openapi.paths.paths.values_mut().flat_map(|item| {
+        [
             &mut item.get,
             &mut item.post,
             &mut item.patch,
             &mut item.put,
             &mut item.delete,
-        ];
-        for operation in operations.into_iter().flatten() {
-            let Some(id) = operation.operation_id.clone() else {
-                continue;
-            };
-            for (_, status, targets) in table.iter().filter(|(source, ..)| *source == id) {
-                let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status)
-                else {
-                    continue;
-                };
-                for (target, parameters) in targets {
-                    let mut link = LinkBuilder::new()
-                        .operation_id(*target)
-                        .description(format!("`{target}` with the id this answer carries."));
-                    for (name, expression) in parameters {
-                        link = link.parameter(*name, *expression);
-                    }
-                    response
-                        .links
-                        .insert(link_name(target), RefOr::T(link.build()));
-                }
-            }
-        }
-    }
+        ]
+        .into_iter()
+        .flatten()
+    })
 }
 
 /// Links from the answers that carry an invite's token to `join_session`, with
@@ -515,27 +522,18 @@ fn requests_may_be_refused_at_the_door(openapi: &mut utoipa::openapi::OpenApi) {
         ("414", <UriTooLong as ToResponse>::response().0),
         ("431", <HeadersTooLarge as ToResponse>::response().0),
     ];
-    for item in openapi.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.post,
-            &mut item.patch,
-            &mut item.put,
-            &mut item.delete,
-        ];
-        for operation in operations.into_iter().flatten() {
-            let (bad_request, _) = <BadRequest as ToResponse>::response();
+    let (bad_request, _) = <BadRequest as ToResponse>::response();
+    for operation in operations_mut(openapi) {
+        operation
+            .responses
+            .responses
+            .entry("400".to_owned())
+            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(bad_request)));
+        for (status, name) in answers {
             operation
                 .responses
                 .responses
-                .entry("400".to_owned())
-                .or_insert_with(|| RefOr::Ref(Ref::from_response_name(bad_request)));
-            for (status, name) in answers {
-                operation
-                    .responses
-                    .responses
-                    .insert(status.to_owned(), RefOr::Ref(Ref::from_response_name(name)));
-            }
+                .insert(status.to_owned(), RefOr::Ref(Ref::from_response_name(name)));
         }
     }
 }
