@@ -20,43 +20,149 @@ use crate::ids::{ParticipantId, SessionId};
 use crate::participant::Participant;
 use crate::session::Session;
 use crate::text::check_label;
+use crate::wire::wire_types;
 
-string_enum! {
-    /// Where a session's agent works.
-    WorkspaceKind("workspace kind") {
-        /// The profile's one `working_dir`, shared by every session of the profile.
-        Shared => "shared",
-        /// A directory of the session's own, made from the profile's template.
-        Directory => "directory",
-        /// A git worktree of the session's own, on a branch of its own.
-        Worktree => "worktree",
+wire_types! {
+    $ __wire_agent;
+
+    string_enum! {
+        /// Where a session's agent works.
+        WorkspaceKind("workspace kind") {
+            /// The profile's one `working_dir`, shared by every session of the profile.
+            Shared => "shared",
+            /// A directory of the session's own, made from the profile's template.
+            Directory => "directory",
+            /// A git worktree of the session's own, on a branch of its own.
+            Worktree => "worktree",
+        }
     }
-}
 
-string_enum! {
-    /// What became of a session's own workspace once the session ended.
-    WorkspaceCleanup("workspace cleanup") {
-        /// Deleted (and, for a worktree, its branch too).
-        Removed => "removed",
-        /// Left in place: the profile keeps workspaces, or this one has changes.
-        Kept => "kept",
-        /// Removing it failed; it is left as it was.
-        Failed => "failed",
+    string_enum! {
+        /// What became of a session's own workspace once the session ended.
+        WorkspaceCleanup("workspace cleanup") {
+            /// Deleted (and, for a worktree, its branch too).
+            Removed => "removed",
+            /// Left in place: the profile keeps workspaces, or this one has changes.
+            Kept => "kept",
+            /// Removing it failed; it is left as it was.
+            Failed => "failed",
+        }
     }
-}
 
-/// Where a session's agent works: a directory on the server, and for a git
-/// worktree, its branch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct Workspace {
-    pub kind: WorkspaceKind,
-    /// The absolute path of the directory the agent works in.
-    pub path: String,
-    /// The worktree's branch (`tandem/<session id>`); `None` for other kinds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub branch: Option<String>,
+    /// Where a session's agent works: a directory on the server, and for a git
+    /// worktree, its branch.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Workspace {
+        pub kind: WorkspaceKind,
+        /// The absolute path of the directory the agent works in.
+        pub path: String,
+        /// The worktree's branch (`tandem/<session id>`); `None` for other kinds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub branch: Option<String>,
+    }
+
+    string_enum! {
+        /// How an agent's start relates to the session's conversation so far.
+        Resumption("resumption") {
+            /// The session's first agent: a new conversation.
+            New => "new",
+            /// The agent loaded the session's conversation (`session/load`) and goes on
+            /// with it.
+            Loaded => "loaded",
+            /// The session had a conversation, but this agent could not resume it (it
+            /// cannot load sessions, or loading failed): it starts a new one.
+            Fresh => "fresh",
+        }
+    }
+
+    /// The id of a mode an agent offers (`default`, `plan`, `acceptEdits`, ...):
+    /// 1..=256 characters, no control characters.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(try_from = "String", into = "String")]
+    pub struct AgentModeId(String);
+
+    /// A mode the agent offers (ACP session modes).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AgentMode {
+        pub id: AgentModeId,
+        pub name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+    }
+
+    /// A command the agent offers: typed as `/name input` at the start of a prompt.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AgentCommand {
+        /// The name, without the slash.
+        pub name: String,
+        pub description: String,
+        /// What to type after the name, when the command takes input.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub input_hint: Option<String>,
+    }
+
+    /// `agent.started`: an agent process started for the session.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AgentStarted {
+        /// The agent's own id for its session.
+        pub agent_session_id: String,
+        pub resumption: Resumption,
+        /// Whether the agent can resume a conversation (`loadSession`), so that a
+        /// restart of the server keeps it.
+        pub load_session: bool,
+        /// Where it works; `None` for agents without a directory (OpenAI endpoints).
+        pub workspace: Option<Workspace>,
+        /// Why loading the earlier conversation failed, when it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub resume_error: Option<String>,
+    }
+
+    /// `agent.commands_updated`: the commands the agent offers now.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AgentCommandsUpdated {
+        pub commands: Vec<AgentCommand>,
+    }
+
+    /// `agent.mode_requested`: the host asked to switch the agent's mode.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AgentModeRequested {
+        pub mode_id: AgentModeId,
+        pub requested_by: ParticipantId,
+    }
+
+    /// `agent.mode_changed`: the agent's modes or its current mode changed.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AgentModeChanged {
+        /// `None` when the agent offers no modes.
+        pub current_mode_id: Option<AgentModeId>,
+        pub available_modes: Vec<AgentMode>,
+        /// The host whose request switched it; `None` when the agent did.
+        pub changed_by: Option<ParticipantId>,
+    }
+
+    /// `agent.mode_change_failed`: the agent refused the host's mode switch.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AgentModeChangeFailed {
+        pub mode_id: AgentModeId,
+        pub requested_by: ParticipantId,
+        pub error: String,
+    }
+
+    /// `agent.title_changed`: the agent's own title for the session.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AgentTitleChanged {
+        /// `None` once the agent cleared it.
+        pub title: Option<String>,
+    }
 }
 
 impl Workspace {
@@ -69,27 +175,6 @@ impl Workspace {
         }
     }
 }
-
-string_enum! {
-    /// How an agent's start relates to the session's conversation so far.
-    Resumption("resumption") {
-        /// The session's first agent: a new conversation.
-        New => "new",
-        /// The agent loaded the session's conversation (`session/load`) and goes on
-        /// with it.
-        Loaded => "loaded",
-        /// The session had a conversation, but this agent could not resume it (it
-        /// cannot load sessions, or loading failed): it starts a new one.
-        Fresh => "fresh",
-    }
-}
-
-/// The id of a mode an agent offers (`default`, `plan`, `acceptEdits`, ...):
-/// 1..=256 characters, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(try_from = "String", into = "String")]
-pub struct AgentModeId(String);
 
 impl AgentModeId {
     /// The longest accepted id, in characters.
@@ -128,30 +213,6 @@ impl From<AgentModeId> for String {
     }
 }
 
-/// A mode the agent offers (ACP session modes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct AgentMode {
-    pub id: AgentModeId,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-}
-
-/// A command the agent offers: typed as `/name input` at the start of a prompt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct AgentCommand {
-    /// The name, without the slash.
-    pub name: String,
-    pub description: String,
-    /// What to type after the name, when the command takes input.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input_hint: Option<String>,
-}
-
 /// What the agent last said about its session (through ACP session updates and
 /// its answers to `session/new` and `session/load`). `None`: not said yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -169,76 +230,6 @@ pub struct AgentReport {
 pub struct ModeRequest {
     pub mode_id: AgentModeId,
     pub by: ParticipantId,
-}
-
-/// `agent.started`: an agent process started for the session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct AgentStarted {
-    /// The agent's own id for its session.
-    pub agent_session_id: String,
-    pub resumption: Resumption,
-    /// Whether the agent can resume a conversation (`loadSession`), so that a
-    /// restart of the server keeps it.
-    pub load_session: bool,
-    /// Where it works; `None` for agents without a directory (OpenAI endpoints).
-    #[cfg_attr(feature = "openapi", schema(required = true))]
-    pub workspace: Option<Workspace>,
-    /// Why loading the earlier conversation failed, when it did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resume_error: Option<String>,
-}
-
-/// `agent.commands_updated`: the commands the agent offers now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct AgentCommandsUpdated {
-    pub commands: Vec<AgentCommand>,
-}
-
-/// `agent.mode_requested`: the host asked to switch the agent's mode.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct AgentModeRequested {
-    pub mode_id: AgentModeId,
-    pub requested_by: ParticipantId,
-}
-
-/// `agent.mode_changed`: the agent's modes or its current mode changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct AgentModeChanged {
-    /// `None` when the agent offers no modes.
-    #[cfg_attr(feature = "openapi", schema(required = true))]
-    pub current_mode_id: Option<AgentModeId>,
-    pub available_modes: Vec<AgentMode>,
-    /// The host whose request switched it; `None` when the agent did.
-    #[cfg_attr(feature = "openapi", schema(required = true))]
-    pub changed_by: Option<ParticipantId>,
-}
-
-/// `agent.mode_change_failed`: the agent refused the host's mode switch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct AgentModeChangeFailed {
-    pub mode_id: AgentModeId,
-    pub requested_by: ParticipantId,
-    pub error: String,
-}
-
-/// `agent.title_changed`: the agent's own title for the session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct AgentTitleChanged {
-    /// `None` once the agent cleared it.
-    #[cfg_attr(feature = "openapi", schema(required = true))]
-    pub title: Option<String>,
 }
 
 /// The session's agent: what the last agent that ran for the session reported,

@@ -11,11 +11,6 @@ use crate::error::{ValidationError, ValidationProblem};
 
 /// A time-to-live between one second and 30 days, with whole-second precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "openapi",
-    derive(utoipa::ToSchema),
-    schema(value_type = String, pattern = "^([0-9]{1,9}[smhd])+$", example = "24h")
-)]
 #[serde(try_from = "String", into = "String")]
 pub struct Ttl(u32);
 

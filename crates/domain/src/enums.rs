@@ -9,8 +9,6 @@ pub struct UnknownVariant {
     pub value: String,
 }
 
-// Attributes and texts are matched as plain token trees, not `meta`/`literal`
-// fragments: derive macros other than serde's (utoipa's) cannot see into those.
 macro_rules! string_enum {
     (
         $(#[$($doc:tt)*])*
@@ -20,7 +18,6 @@ macro_rules! string_enum {
     ) => {
         $(#[$($doc)*])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum $name {
             $( $(#[$($vdoc)*])* #[serde(rename = $text)] $variant ),+
         }

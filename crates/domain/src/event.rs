@@ -26,6 +26,7 @@ use crate::prompt::{Prompt, PromptStatus, StopReason};
 use crate::redaction::Redactions;
 use crate::session::{CloseReason, PermissionPolicy, Session, SessionMode, SessionStatus};
 use crate::text::{CommentText, DisplayName, PromptText, Summary, Title};
+use crate::wire::wire_types;
 
 /// An event's position in its session's log: 1, 2, 3, ... with no gaps.
 #[derive(
@@ -126,205 +127,14 @@ impl Actor {
     }
 }
 
-string_enum! {
-    /// What kind of agent output an `agent.output` event carries.
-    AgentOutputKind("agent output kind") {
-        /// Text of the agent's answer (coalesced chunks).
-        Message => "message",
-        /// The agent's reasoning text (coalesced chunks).
-        Thought => "thought",
-        /// A tool call the agent started.
-        ToolCall => "tool_call",
-        /// Progress or result of a tool call.
-        ToolCallUpdate => "tool_call_update",
-        /// The agent's plan.
-        Plan => "plan",
-        /// An update of a kind Tandem does not know; kept as the agent sent it.
-        Other => "other",
-    }
-}
-
-/// One (coalesced) piece of agent output. `raw` is the agent's own JSON update; for
-/// coalesced text it is the first chunk's update carrying the merged text. Both
-/// are redacted alike; `redactions` counts what was taken out (left out if none).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct AgentOutput {
-    pub prompt_id: PromptId,
-    pub kind: AgentOutputKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-    pub raw: serde_json::Value,
-    #[serde(default, skip_serializing_if = "Redactions::is_empty")]
-    pub redactions: Redactions,
-}
-
-/// A session as `session.created` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct SessionSnapshot {
-    pub id: SessionId,
-    pub title: Title,
-    pub mode: SessionMode,
-    pub permission_policy: PermissionPolicy,
-    pub agent_profile: AgentProfileName,
-    pub host_participant_id: ParticipantId,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub idle_timeout: Ttl,
-}
-
-impl SessionSnapshot {
-    pub(crate) fn of(session: &Session, host: ParticipantId) -> Self {
-        Self {
-            id: session.id,
-            title: session.title.clone(),
-            mode: session.mode,
-            permission_policy: session.permission_policy,
-            agent_profile: session.agent_profile.clone(),
-            host_participant_id: host,
-            created_at: session.created_at,
-            expires_at: session.expires_at,
-            idle_timeout: session.idle_timeout,
-        }
-    }
-}
-
-/// A participant as `participant.joined` shows it (no user id, no token).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct ParticipantSnapshot {
-    pub id: ParticipantId,
-    pub display_name: DisplayName,
-    pub role: Role,
-    pub joined_at: DateTime<Utc>,
-}
-
-impl ParticipantSnapshot {
-    pub(crate) fn of(participant: &Participant) -> Self {
-        Self {
-            id: participant.id,
-            display_name: participant.display_name.clone(),
-            role: participant.role,
-            joined_at: participant.joined_at,
-        }
-    }
-}
-
-/// A comment as `comment.posted` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct CommentSnapshot {
-    pub id: CommentId,
-    pub author_participant_id: ParticipantId,
-    pub text: CommentText,
-    pub created_at: DateTime<Utc>,
-}
-
-impl CommentSnapshot {
-    pub(crate) fn of(comment: &Comment) -> Self {
-        Self {
-            id: comment.id,
-            author_participant_id: comment.author,
-            text: comment.text.clone(),
-            created_at: comment.created_at,
-        }
-    }
-}
-
-/// A prompt as `prompt.submitted` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct PromptSnapshot {
-    pub id: PromptId,
-    pub author_participant_id: ParticipantId,
-    pub text: PromptText,
-    pub status: PromptStatus,
-    pub created_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_of: Option<PromptId>,
-}
-
-impl PromptSnapshot {
-    pub(crate) fn of(prompt: &Prompt) -> Self {
-        Self {
-            id: prompt.id,
-            author_participant_id: prompt.author,
-            text: prompt.text.clone(),
-            status: prompt.status,
-            created_at: prompt.created_at,
-            retry_of: prompt.retry_of,
-        }
-    }
-}
-
 /// Writes the event catalog once: from `Variant => "wire.name" (Payload)` or
 /// `Variant => "wire.name" { fields }` it makes the serde enum `EventPayload`
-/// (adjacently tagged: `{"type": "wire.name", "data": {...}}`), the `EventType`
-/// enum of the wire names, and with the `openapi` feature each type's `data`
-/// schema.
+/// (adjacently tagged: `{"type": "wire.name", "data": {...}}`) and the
+/// `EventType` enum of the wire names.
 ///
-/// Everything utoipa must read is matched as plain token trees: derive macros
-/// other than serde's cannot see into `literal` or `meta` fragments. In the
-/// `data` schemas, a field is required unless it is left out when empty
-/// (`#[serde(default, skip_serializing_if = ..)]`); an `Option` that is always
-/// sent is required and nullable.
+/// Its invocation is a wire type definition (see `wire.rs`): adapters read the
+/// same catalog, e.g. the HTTP adapter for each type's `data` schema.
 macro_rules! event_catalog {
-    // The `data` schema of one type.
-    (@schema $variant:ident ($payload:ty)) => {
-        <$payload as utoipa::PartialSchema>::schema()
-    };
-    (@schema $variant:ident { $($fields:tt)* }) => {
-        <shadow::$variant as utoipa::PartialSchema>::schema()
-    };
-    // The named schemas one type's `data` refers to.
-    (@schemas $out:ident $variant:ident ($payload:ty)) => {
-        <$payload as utoipa::ToSchema>::schemas($out)
-    };
-    (@schemas $out:ident $variant:ident { $($fields:tt)* }) => {
-        <shadow::$variant as utoipa::ToSchema>::schemas($out)
-    };
-    // A struct variant's shadow: a struct of the same fields that derives the
-    // schema (the enum itself cannot: its variants share one `data` property).
-    (@shadow $variant:ident ($payload:ty)) => {};
-    (@shadow $variant:ident { $($fields:tt)* }) => {
-        event_catalog!(@fields $variant [] $($fields)*);
-    };
-    (@fields $variant:ident [$($done:tt)*]
-        $(#[doc = $doc:tt])*
-        #[serde(default, skip_serializing_if = $skip:tt)]
-        $name:ident : $type:ty $(, $($rest:tt)*)?
-    ) => {
-        event_catalog!(@fields $variant [
-            $($done)*
-            $(#[doc = $doc])*
-            #[serde(default, skip_serializing_if = $skip)]
-            $name: $type,
-        ] $($($rest)*)?);
-    };
-    (@fields $variant:ident [$($done:tt)*]
-        $(#[doc = $doc:tt])*
-        $name:ident : $type:ty $(, $($rest:tt)*)?
-    ) => {
-        event_catalog!(@fields $variant [
-            $($done)*
-            $(#[doc = $doc])*
-            #[schema(required = true)]
-            $name: $type,
-        ] $($($rest)*)?);
-    };
-    (@fields $variant:ident [$($done:tt)*]) => {
-        #[derive(utoipa::ToSchema)]
-        #[serde(rename_all = "camelCase")]
-        pub(super) struct $variant {
-            $($done)*
-        }
-    };
     (
         $(#[doc = $doc:tt])*
         pub enum EventPayload {
@@ -373,33 +183,233 @@ macro_rules! event_catalog {
                 }
             }
         }
-
-        #[cfg(feature = "openapi")]
-        impl EventType {
-            /// The schema of `data` in events of this type (OpenAPI 3.1).
-            pub fn data_schema(self) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                match self {
-                    $( Self::$variant => event_catalog!(@schema $variant $body) ),+
-                }
-            }
-
-            /// The named schemas the `data` schemas of all types refer to.
-            pub fn data_schemas(
-                out: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>,
-            ) {
-                $( event_catalog!(@schemas out $variant $body); )+
-            }
-        }
-
-        /// The schemas of the catalog's struct variants.
-        #[cfg(feature = "openapi")]
-        #[expect(dead_code, reason = "these structs only describe `data` schemas")]
-        mod shadow {
-            use super::*;
-
-            $( event_catalog!(@shadow $variant $body); )+
-        }
     };
+}
+
+wire_types! {
+    $ __wire_event;
+
+    string_enum! {
+        /// What kind of agent output an `agent.output` event carries.
+        AgentOutputKind("agent output kind") {
+            /// Text of the agent's answer (coalesced chunks).
+            Message => "message",
+            /// The agent's reasoning text (coalesced chunks).
+            Thought => "thought",
+            /// A tool call the agent started.
+            ToolCall => "tool_call",
+            /// Progress or result of a tool call.
+            ToolCallUpdate => "tool_call_update",
+            /// The agent's plan.
+            Plan => "plan",
+            /// An update of a kind Tandem does not know; kept as the agent sent it.
+            Other => "other",
+        }
+    }
+
+    /// One (coalesced) piece of agent output. `raw` is the agent's own JSON update; for
+    /// coalesced text it is the first chunk's update carrying the merged text. Both
+    /// are redacted alike; `redactions` counts what was taken out (left out if none).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AgentOutput {
+        pub prompt_id: PromptId,
+        pub kind: AgentOutputKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub text: Option<String>,
+        pub raw: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Redactions::is_empty")]
+        pub redactions: Redactions,
+    }
+
+    /// A session as `session.created` shows it.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct SessionSnapshot {
+        pub id: SessionId,
+        pub title: Title,
+        pub mode: SessionMode,
+        pub permission_policy: PermissionPolicy,
+        pub agent_profile: AgentProfileName,
+        pub host_participant_id: ParticipantId,
+        pub created_at: DateTime<Utc>,
+        pub expires_at: DateTime<Utc>,
+        pub idle_timeout: Ttl,
+    }
+
+    /// A participant as `participant.joined` shows it (no user id, no token).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ParticipantSnapshot {
+        pub id: ParticipantId,
+        pub display_name: DisplayName,
+        pub role: Role,
+        pub joined_at: DateTime<Utc>,
+    }
+
+    /// A comment as `comment.posted` shows it.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CommentSnapshot {
+        pub id: CommentId,
+        pub author_participant_id: ParticipantId,
+        pub text: CommentText,
+        pub created_at: DateTime<Utc>,
+    }
+
+    /// A prompt as `prompt.submitted` shows it.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct PromptSnapshot {
+        pub id: PromptId,
+        pub author_participant_id: ParticipantId,
+        pub text: PromptText,
+        pub status: PromptStatus,
+        pub created_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub retry_of: Option<PromptId>,
+    }
+
+    event_catalog! {
+        /// The event catalog of DESIGN.md §3 (plus `prompt.edited`, which the design's
+        /// editable prompts need). Serialized as `{"type": ..., "data": {...}}`.
+        pub enum EventPayload {
+            SessionCreated => "session.created" (SessionSnapshot),
+            SessionUpdated => "session.updated" {
+                title: Title,
+                mode: SessionMode,
+                permission_policy: PermissionPolicy,
+                expires_at: DateTime<Utc>,
+            },
+            SessionClosed => "session.closed" {
+                status: SessionStatus,
+                reason: CloseReason,
+                summary: Option<Summary>,
+            },
+            ParticipantJoined => "participant.joined" (ParticipantSnapshot),
+            ParticipantLeft => "participant.left" { participant_id: ParticipantId },
+            ParticipantUpdated => "participant.updated" {
+                participant_id: ParticipantId,
+                role: Role,
+            },
+            ParticipantRemoved => "participant.removed" {
+                participant_id: ParticipantId,
+                removed_by: ParticipantId,
+            },
+            CommentPosted => "comment.posted" (CommentSnapshot),
+            PromptSubmitted => "prompt.submitted" (PromptSnapshot),
+            PromptEdited => "prompt.edited" {
+                prompt_id: PromptId,
+                text: PromptText,
+            },
+            PromptApproved => "prompt.approved" {
+                prompt_id: PromptId,
+                approved_by: ParticipantId,
+            },
+            PromptRejected => "prompt.rejected" {
+                prompt_id: PromptId,
+                rejected_by: ParticipantId,
+            },
+            PromptWithdrawn => "prompt.withdrawn" { prompt_id: PromptId },
+            PromptStarted => "prompt.started" { prompt_id: PromptId },
+            /// Someone asked to stop the running prompt; `prompt.cancelled` follows once
+            /// the agent has stopped (the replica running it learns of it from the log).
+            PromptCancelRequested => "prompt.cancel_requested" {
+                prompt_id: PromptId,
+                requested_by: ParticipantId,
+            },
+            AgentOutput => "agent.output" (AgentOutput),
+            AgentPermissionRequested => "agent.permission_requested" {
+                request_id: PermissionRequestId,
+                prompt_id: PromptId,
+                tool_call: serde_json::Value,
+                options: Vec<PermissionOption>,
+                deadline: DateTime<Utc>,
+                /// What was redacted from the tool call and options (left out if none).
+                #[serde(default, skip_serializing_if = "Redactions::is_empty")]
+                redactions: Redactions,
+            },
+            AgentPermissionResolved => "agent.permission_resolved" {
+                request_id: PermissionRequestId,
+                prompt_id: PromptId,
+                outcome: PermissionOutcome,
+                cause: PermissionCause,
+                resolved_by: Option<ParticipantId>,
+            },
+            PromptCompleted => "prompt.completed" {
+                prompt_id: PromptId,
+                stop_reason: StopReason,
+            },
+            PromptFailed => "prompt.failed" {
+                prompt_id: PromptId,
+                error: String,
+                /// What was redacted from the error text (left out if none).
+                #[serde(default, skip_serializing_if = "Redactions::is_empty")]
+                redactions: Redactions,
+            },
+            PromptCancelled => "prompt.cancelled" {
+                prompt_id: PromptId,
+                cancelled_by: Option<ParticipantId>,
+            },
+            AgentStarted => "agent.started" (AgentStarted),
+            AgentCommandsUpdated => "agent.commands_updated" (AgentCommandsUpdated),
+            AgentModeRequested => "agent.mode_requested" (AgentModeRequested),
+            AgentModeChanged => "agent.mode_changed" (AgentModeChanged),
+            AgentModeChangeFailed => "agent.mode_change_failed" (AgentModeChangeFailed),
+            AgentTitleChanged => "agent.title_changed" (AgentTitleChanged),
+        }
+    }
+}
+
+impl SessionSnapshot {
+    pub(crate) fn of(session: &Session, host: ParticipantId) -> Self {
+        Self {
+            id: session.id,
+            title: session.title.clone(),
+            mode: session.mode,
+            permission_policy: session.permission_policy,
+            agent_profile: session.agent_profile.clone(),
+            host_participant_id: host,
+            created_at: session.created_at,
+            expires_at: session.expires_at,
+            idle_timeout: session.idle_timeout,
+        }
+    }
+}
+
+impl ParticipantSnapshot {
+    pub(crate) fn of(participant: &Participant) -> Self {
+        Self {
+            id: participant.id,
+            display_name: participant.display_name.clone(),
+            role: participant.role,
+            joined_at: participant.joined_at,
+        }
+    }
+}
+
+impl CommentSnapshot {
+    pub(crate) fn of(comment: &Comment) -> Self {
+        Self {
+            id: comment.id,
+            author_participant_id: comment.author,
+            text: comment.text.clone(),
+            created_at: comment.created_at,
+        }
+    }
+}
+
+impl PromptSnapshot {
+    pub(crate) fn of(prompt: &Prompt) -> Self {
+        Self {
+            id: prompt.id,
+            author_participant_id: prompt.author,
+            text: prompt.text.clone(),
+            status: prompt.status,
+            created_at: prompt.created_at,
+            retry_of: prompt.retry_of,
+        }
+    }
 }
 
 impl fmt::Display for EventType {
@@ -426,96 +436,6 @@ impl std::str::FromStr for EventType {
 impl PartialEq<&str> for EventType {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
-    }
-}
-
-event_catalog! {
-    /// The event catalog of DESIGN.md §3 (plus `prompt.edited`, which the design's
-    /// editable prompts need). Serialized as `{"type": ..., "data": {...}}`.
-    pub enum EventPayload {
-        SessionCreated => "session.created" (SessionSnapshot),
-        SessionUpdated => "session.updated" {
-            title: Title,
-            mode: SessionMode,
-            permission_policy: PermissionPolicy,
-            expires_at: DateTime<Utc>,
-        },
-        SessionClosed => "session.closed" {
-            status: SessionStatus,
-            reason: CloseReason,
-            summary: Option<Summary>,
-        },
-        ParticipantJoined => "participant.joined" (ParticipantSnapshot),
-        ParticipantLeft => "participant.left" { participant_id: ParticipantId },
-        ParticipantUpdated => "participant.updated" {
-            participant_id: ParticipantId,
-            role: Role,
-        },
-        ParticipantRemoved => "participant.removed" {
-            participant_id: ParticipantId,
-            removed_by: ParticipantId,
-        },
-        CommentPosted => "comment.posted" (CommentSnapshot),
-        PromptSubmitted => "prompt.submitted" (PromptSnapshot),
-        PromptEdited => "prompt.edited" {
-            prompt_id: PromptId,
-            text: PromptText,
-        },
-        PromptApproved => "prompt.approved" {
-            prompt_id: PromptId,
-            approved_by: ParticipantId,
-        },
-        PromptRejected => "prompt.rejected" {
-            prompt_id: PromptId,
-            rejected_by: ParticipantId,
-        },
-        PromptWithdrawn => "prompt.withdrawn" { prompt_id: PromptId },
-        PromptStarted => "prompt.started" { prompt_id: PromptId },
-        /// Someone asked to stop the running prompt; `prompt.cancelled` follows once
-        /// the agent has stopped (the replica running it learns of it from the log).
-        PromptCancelRequested => "prompt.cancel_requested" {
-            prompt_id: PromptId,
-            requested_by: ParticipantId,
-        },
-        AgentOutput => "agent.output" (AgentOutput),
-        AgentPermissionRequested => "agent.permission_requested" {
-            request_id: PermissionRequestId,
-            prompt_id: PromptId,
-            tool_call: serde_json::Value,
-            options: Vec<PermissionOption>,
-            deadline: DateTime<Utc>,
-            /// What was redacted from the tool call and options (left out if none).
-            #[serde(default, skip_serializing_if = "Redactions::is_empty")]
-            redactions: Redactions,
-        },
-        AgentPermissionResolved => "agent.permission_resolved" {
-            request_id: PermissionRequestId,
-            prompt_id: PromptId,
-            outcome: PermissionOutcome,
-            cause: PermissionCause,
-            resolved_by: Option<ParticipantId>,
-        },
-        PromptCompleted => "prompt.completed" {
-            prompt_id: PromptId,
-            stop_reason: StopReason,
-        },
-        PromptFailed => "prompt.failed" {
-            prompt_id: PromptId,
-            error: String,
-            /// What was redacted from the error text (left out if none).
-            #[serde(default, skip_serializing_if = "Redactions::is_empty")]
-            redactions: Redactions,
-        },
-        PromptCancelled => "prompt.cancelled" {
-            prompt_id: PromptId,
-            cancelled_by: Option<ParticipantId>,
-        },
-        AgentStarted => "agent.started" (AgentStarted),
-        AgentCommandsUpdated => "agent.commands_updated" (AgentCommandsUpdated),
-        AgentModeRequested => "agent.mode_requested" (AgentModeRequested),
-        AgentModeChanged => "agent.mode_changed" (AgentModeChanged),
-        AgentModeChangeFailed => "agent.mode_change_failed" (AgentModeChangeFailed),
-        AgentTitleChanged => "agent.title_changed" (AgentTitleChanged),
     }
 }
 

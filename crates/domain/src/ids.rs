@@ -13,12 +13,12 @@ use uuid::Uuid;
 
 use crate::error::{ValidationError, ValidationProblem};
 use crate::text::check_label;
+use crate::wire::wire_types;
 
 macro_rules! uuid_id {
     ($(#[$($doc:tt)*])* $name:ident) => {
         $(#[$($doc)*])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(transparent)]
         pub struct $name(Uuid);
 
@@ -49,43 +49,6 @@ macro_rules! uuid_id {
         }
     };
 }
-
-uuid_id!(
-    /// Identifies a shared agent session.
-    SessionId
-);
-uuid_id!(
-    /// Identifies one participant of one session (a join creates a new one).
-    ParticipantId
-);
-uuid_id!(
-    /// Identifies an invite link of a session.
-    InviteId
-);
-uuid_id!(
-    /// Identifies a comment.
-    CommentId
-);
-uuid_id!(
-    /// Identifies a prompt, from its submission to the agent's result.
-    PromptId
-);
-uuid_id!(
-    /// Identifies a request of the agent to run a tool.
-    PermissionRequestId
-);
-uuid_id!(
-    /// Identifies an API key (not the key itself, which is a secret).
-    ApiKeyId
-);
-uuid_id!(
-    /// Identifies a webhook endpoint of a workspace.
-    WebhookId
-);
-uuid_id!(
-    /// Identifies the delivery of one event to one webhook endpoint.
-    WebhookDeliveryId
-);
 
 /// Checks a slug: 1..=`max` characters of `a-z`, `0-9`, `-`, `_`, starting with a
 /// letter or digit.
@@ -121,7 +84,6 @@ macro_rules! slug {
     ($(#[$($doc:tt)*])* $name:ident, $field:literal, $max:literal) => {
         $(#[$($doc)*])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(transparent)]
         pub struct $name(String);
 
@@ -155,20 +117,61 @@ macro_rules! slug {
     };
 }
 
-slug!(
-    /// The tenant an API key and its sessions belong to; a key never reaches
-    /// another workspace's sessions.
-    WorkspaceId,
-    "workspace",
-    64
-);
-slug!(
-    /// The name of an agent profile of the server's configuration; clients pick a
-    /// profile by name and never supply a command.
-    AgentProfileName,
-    "agentProfile",
-    64
-);
+wire_types! {
+    $ __wire_ids;
+
+    uuid_id!(
+        /// Identifies a shared agent session.
+        SessionId
+    );
+    uuid_id!(
+        /// Identifies one participant of one session (a join creates a new one).
+        ParticipantId
+    );
+    uuid_id!(
+        /// Identifies an invite link of a session.
+        InviteId
+    );
+    uuid_id!(
+        /// Identifies a comment.
+        CommentId
+    );
+    uuid_id!(
+        /// Identifies a prompt, from its submission to the agent's result.
+        PromptId
+    );
+    uuid_id!(
+        /// Identifies a request of the agent to run a tool.
+        PermissionRequestId
+    );
+    uuid_id!(
+        /// Identifies an API key (not the key itself, which is a secret).
+        ApiKeyId
+    );
+    uuid_id!(
+        /// Identifies a webhook endpoint of a workspace.
+        WebhookId
+    );
+    uuid_id!(
+        /// Identifies the delivery of one event to one webhook endpoint.
+        WebhookDeliveryId
+    );
+
+    slug!(
+        /// The tenant an API key and its sessions belong to; a key never reaches
+        /// another workspace's sessions.
+        WorkspaceId,
+        "workspace",
+        64
+    );
+    slug!(
+        /// The name of an agent profile of the server's configuration; clients pick a
+        /// profile by name and never supply a command.
+        AgentProfileName,
+        "agentProfile",
+        64
+    );
+}
 
 impl WorkspaceId {
     /// The workspace of the bootstrap admin key.

@@ -6,6 +6,7 @@
 //! with the events it emits (`Transition`), or a `DomainError`.
 
 mod enums;
+mod wire;
 
 pub mod access;
 pub mod agent;

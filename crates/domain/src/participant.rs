@@ -11,13 +11,18 @@ use crate::ids::{ParticipantId, SessionId, UserId};
 use crate::invite::{Invite, InviteRole};
 use crate::session::Session;
 use crate::text::DisplayName;
+use crate::wire::wire_types;
 
-string_enum! {
-    /// What a participant may do (see `access`).
-    Role("role") {
-        Host => "host",
-        Collaborator => "collaborator",
-        Viewer => "viewer",
+wire_types! {
+    $ __wire_participant;
+
+    string_enum! {
+        /// What a participant may do (see `access`).
+        Role("role") {
+            Host => "host",
+            Collaborator => "collaborator",
+            Viewer => "viewer",
+        }
     }
 }
 

@@ -14,14 +14,60 @@ use crate::participant::Participant;
 use crate::prompt::{Prompt, PromptStatus};
 use crate::redaction::Redactions;
 use crate::session::{PermissionPolicy, Session};
+use crate::wire::wire_types;
 
-string_enum! {
-    /// What choosing an option means (the ACP option kinds).
-    PermissionOptionKind("permission option kind") {
-        AllowOnce => "allow_once",
-        AllowAlways => "allow_always",
-        RejectOnce => "reject_once",
-        RejectAlways => "reject_always",
+wire_types! {
+    $ __wire_permission_request;
+
+    string_enum! {
+        /// What choosing an option means (the ACP option kinds).
+        PermissionOptionKind("permission option kind") {
+            AllowOnce => "allow_once",
+            AllowAlways => "allow_always",
+            RejectOnce => "reject_once",
+            RejectAlways => "reject_always",
+        }
+    }
+
+    /// One answer the agent offers.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct PermissionOption {
+        pub id: String,
+        pub name: String,
+        pub kind: PermissionOptionKind,
+    }
+
+    /// The answer given back to the agent.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(
+        tag = "outcome",
+        rename_all = "snake_case",
+        rename_all_fields = "camelCase"
+    )]
+    pub enum PermissionOutcome {
+        /// One of the agent's options was chosen.
+        Selected {
+            // Named again for the schema, which does not read `rename_all_fields`.
+            #[serde(rename = "optionId")]
+            option_id: String,
+        },
+        /// No option was chosen (the agent treats the tool call as refused).
+        Cancelled,
+    }
+
+    string_enum! {
+        /// Who or what resolved a permission request.
+        PermissionCause("permission cause") {
+            /// The host answered.
+            Host => "host",
+            /// The session's permission policy answered at once.
+            Policy => "policy",
+            /// Nobody answered before the deadline: rejected.
+            Timeout => "timeout",
+            /// The prompt ended (cancelled, failed, session closed) first.
+            PromptEnded => "prompt_ended",
+        }
     }
 }
 
@@ -30,35 +76,6 @@ impl PermissionOptionKind {
     pub const fn allows(self) -> bool {
         matches!(self, Self::AllowOnce | Self::AllowAlways)
     }
-}
-
-/// One answer the agent offers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct PermissionOption {
-    pub id: String,
-    pub name: String,
-    pub kind: PermissionOptionKind,
-}
-
-/// The answer given back to the agent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(
-    tag = "outcome",
-    rename_all = "snake_case",
-    rename_all_fields = "camelCase"
-)]
-pub enum PermissionOutcome {
-    /// One of the agent's options was chosen.
-    Selected {
-        // Named again for the schema, which does not read `rename_all_fields`.
-        #[serde(rename = "optionId")]
-        option_id: String,
-    },
-    /// No option was chosen (the agent treats the tool call as refused).
-    Cancelled,
 }
 
 impl PermissionOutcome {
@@ -89,20 +106,6 @@ fn first_of(
                 option_id: option.id.clone(),
             })
     })
-}
-
-string_enum! {
-    /// Who or what resolved a permission request.
-    PermissionCause("permission cause") {
-        /// The host answered.
-        Host => "host",
-        /// The session's permission policy answered at once.
-        Policy => "policy",
-        /// Nobody answered before the deadline: rejected.
-        Timeout => "timeout",
-        /// The prompt ended (cancelled, failed, session closed) first.
-        PromptEnded => "prompt_ended",
-    }
 }
 
 /// How a request was resolved.

@@ -18,18 +18,34 @@ use crate::participant::Participant;
 use crate::redaction::Redactions;
 use crate::session::Session;
 use crate::text::PromptText;
+use crate::wire::wire_types;
 
-string_enum! {
-    /// Where a prompt is in its lifecycle.
-    PromptStatus("prompt status") {
-        PendingApproval => "pending_approval",
-        Queued => "queued",
-        Running => "running",
-        Completed => "completed",
-        Failed => "failed",
-        Cancelled => "cancelled",
-        Rejected => "rejected",
-        Withdrawn => "withdrawn",
+wire_types! {
+    $ __wire_prompt;
+
+    string_enum! {
+        /// Where a prompt is in its lifecycle.
+        PromptStatus("prompt status") {
+            PendingApproval => "pending_approval",
+            Queued => "queued",
+            Running => "running",
+            Completed => "completed",
+            Failed => "failed",
+            Cancelled => "cancelled",
+            Rejected => "rejected",
+            Withdrawn => "withdrawn",
+        }
+    }
+
+    string_enum! {
+        /// Why the agent ended a turn (the ACP stop reasons).
+        StopReason("stop reason") {
+            EndTurn => "end_turn",
+            MaxTokens => "max_tokens",
+            MaxTurnRequests => "max_turn_requests",
+            Refusal => "refusal",
+            Cancelled => "cancelled",
+        }
     }
 }
 
@@ -47,17 +63,6 @@ impl PromptStatus {
     /// Whether the prompt reached the agent and finished there (it can be retried).
     pub const fn is_finished(self) -> bool {
         matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
-    }
-}
-
-string_enum! {
-    /// Why the agent ended a turn (the ACP stop reasons).
-    StopReason("stop reason") {
-        EndTurn => "end_turn",
-        MaxTokens => "max_tokens",
-        MaxTurnRequests => "max_turn_requests",
-        Refusal => "refusal",
-        Cancelled => "cancelled",
     }
 }
 

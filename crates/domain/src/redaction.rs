@@ -6,12 +6,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Redacted values by kind. Empty when nothing was redacted; events leave it out
-/// then, so that events stored before redaction existed read the same.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(transparent)]
-pub struct Redactions(BTreeMap<String, u32>);
+use crate::wire::wire_types;
+
+wire_types! {
+    $ __wire_redaction;
+
+    /// Redacted values by kind. Empty when nothing was redacted; events leave it out
+    /// then, so that events stored before redaction existed read the same.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(transparent)]
+    pub struct Redactions(BTreeMap<String, u32>);
+}
 
 impl Redactions {
     /// Nothing redacted.

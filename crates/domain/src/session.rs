@@ -11,15 +11,56 @@ use crate::ids::{AgentProfileName, InviteId, SessionId, UserId, WorkspaceId};
 use crate::invite::Invite;
 use crate::participant::{Joiner, Participant};
 use crate::text::{Summary, Title};
+use crate::wire::wire_types;
 use crate::{Seq, Transition};
 
-string_enum! {
-    /// What collaborators may do in a session (see `access`).
-    SessionMode("mode") {
-        ViewOnly => "view_only",
-        CommentOnly => "comment_only",
-        PromptWithApproval => "prompt_with_approval",
-        PromptDirect => "prompt_direct",
+wire_types! {
+    $ __wire_session;
+
+    string_enum! {
+        /// What collaborators may do in a session (see `access`).
+        SessionMode("mode") {
+            ViewOnly => "view_only",
+            CommentOnly => "comment_only",
+            PromptWithApproval => "prompt_with_approval",
+            PromptDirect => "prompt_direct",
+        }
+    }
+
+    string_enum! {
+        /// Where a session is in its life. Every status but `active` is final.
+        SessionStatus("status") {
+            Active => "active",
+            Closed => "closed",
+            Expired => "expired",
+            Terminated => "terminated",
+        }
+    }
+
+    string_enum! {
+        /// Why a session ended.
+        CloseReason("close reason") {
+            /// The host closed it.
+            ClosedByHost => "closed_by_host",
+            /// Its absolute `expires_at` passed.
+            Expired => "expired",
+            /// No activity for its idle timeout.
+            IdleTimeout => "idle_timeout",
+            /// An admin force-ended it.
+            Terminated => "terminated",
+        }
+    }
+
+    string_enum! {
+        /// How the agent's requests to run tools are answered.
+        PermissionPolicy("permission policy") {
+            /// Everyone sees the request and the host answers; no answer in time rejects.
+            AskHost => "ask_host",
+            /// Every request is allowed (and still recorded).
+            AllowAll => "allow_all",
+            /// Every request is rejected (and still recorded).
+            RejectAll => "reject_all",
+        }
     }
 }
 
@@ -33,30 +74,6 @@ impl Default for SessionMode {
     }
 }
 
-string_enum! {
-    /// Where a session is in its life. Every status but `active` is final.
-    SessionStatus("status") {
-        Active => "active",
-        Closed => "closed",
-        Expired => "expired",
-        Terminated => "terminated",
-    }
-}
-
-string_enum! {
-    /// Why a session ended.
-    CloseReason("close reason") {
-        /// The host closed it.
-        ClosedByHost => "closed_by_host",
-        /// Its absolute `expires_at` passed.
-        Expired => "expired",
-        /// No activity for its idle timeout.
-        IdleTimeout => "idle_timeout",
-        /// An admin force-ended it.
-        Terminated => "terminated",
-    }
-}
-
 impl CloseReason {
     /// The final status a session ends in for this reason.
     pub const fn status(self) -> SessionStatus {
@@ -65,18 +82,6 @@ impl CloseReason {
             Self::Expired | Self::IdleTimeout => SessionStatus::Expired,
             Self::Terminated => SessionStatus::Terminated,
         }
-    }
-}
-
-string_enum! {
-    /// How the agent's requests to run tools are answered.
-    PermissionPolicy("permission policy") {
-        /// Everyone sees the request and the host answers; no answer in time rejects.
-        AskHost => "ask_host",
-        /// Every request is allowed (and still recorded).
-        AllowAll => "allow_all",
-        /// Every request is rejected (and still recorded).
-        RejectAll => "reject_all",
     }
 }
 

@@ -10,6 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ValidationError, ValidationProblem};
+use crate::wire::wire_types;
 
 /// The maximum sizes of client-supplied text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +157,6 @@ macro_rules! text_value {
     ($(#[$($doc:tt)*])* $name:ident, $parser:ident, $field:literal, $limit:ident) => {
         $(#[$($doc)*])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(transparent)]
         pub struct $name(String);
 
@@ -194,41 +194,45 @@ macro_rules! text_value {
     };
 }
 
-text_value!(
-    /// How a participant appears to the others.
-    DisplayName,
-    parse_label,
-    "displayName",
-    display_name_chars
-);
-text_value!(
-    /// A session's title.
-    Title,
-    parse_label,
-    "title",
-    title_chars
-);
-text_value!(
-    /// The body of a comment.
-    CommentText,
-    parse_body,
-    "text",
-    comment_chars
-);
-text_value!(
-    /// What a participant asks the agent.
-    PromptText,
-    parse_body,
-    "text",
-    prompt_chars
-);
-text_value!(
-    /// The host's closing summary of a session.
-    Summary,
-    parse_body,
-    "summary",
-    summary_chars
-);
+wire_types! {
+    $ __wire_text;
+
+    text_value!(
+        /// How a participant appears to the others.
+        DisplayName,
+        parse_label,
+        "displayName",
+        display_name_chars
+    );
+    text_value!(
+        /// A session's title.
+        Title,
+        parse_label,
+        "title",
+        title_chars
+    );
+    text_value!(
+        /// The body of a comment.
+        CommentText,
+        parse_body,
+        "text",
+        comment_chars
+    );
+    text_value!(
+        /// What a participant asks the agent.
+        PromptText,
+        parse_body,
+        "text",
+        prompt_chars
+    );
+    text_value!(
+        /// The host's closing summary of a session.
+        Summary,
+        parse_body,
+        "summary",
+        summary_chars
+    );
+}
 
 impl Title {
     /// The title of a session created without one.

@@ -13,6 +13,8 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
+mod data;
+
 /// What kind of actor caused an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -115,7 +117,7 @@ fn variant_schema(kind: EventType) -> Schema {
         .required("createdAt")
         .property("actor", Ref::from_schema_name(ActorResponse::name()))
         .required("actor")
-        .property("data", kind.data_schema())
+        .property("data", data::data_schema(kind))
         .required("data")
         .description(Some(format!("An event of type `{kind}`.")))
         .into()
@@ -150,7 +152,7 @@ impl ToSchema for EventResponse {
         for kind in EventType::ALL {
             schemas.push((variant_schema_name(*kind), variant_schema(*kind).into()));
         }
-        EventType::data_schemas(schemas);
+        data::data_schemas(schemas);
     }
 }
 
