@@ -1666,7 +1666,7 @@ export interface components {
              * @description Whether one of the agent's options was chosen (`selected`) or none
              *     (`cancelled`).
              */
-            outcome: components["schemas"]["PermissionOutcome"];
+            outcome: components["schemas"]["ResolutionOutcome"];
             /** Format: date-time */
             resolvedAt: string;
             /**
@@ -1986,6 +1986,11 @@ export interface components {
         Redactions: {
             [key: string]: number;
         };
+        /**
+         * @description Whether an option was chosen.
+         * @enum {string}
+         */
+        ResolutionOutcome: "selected" | "cancelled";
         /**
          * @description How an agent's start relates to the session's conversation so far.
          * @enum {string}

@@ -103,7 +103,7 @@ pub(crate) struct PermissionOptionResponse {
 pub(crate) struct PermissionResolutionResponse {
     /// Whether one of the agent's options was chosen (`selected`) or none
     /// (`cancelled`).
-    pub(crate) outcome: PermissionOutcome,
+    pub(crate) outcome: ResolutionOutcome,
     /// The chosen option, when `outcome` is `selected`.
     #[schema(required = true)]
     pub(crate) option_id: Option<String>,
@@ -117,7 +117,7 @@ pub(crate) struct PermissionResolutionResponse {
 /// Whether an option was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum PermissionOutcome {
+pub(crate) enum ResolutionOutcome {
     Selected,
     Cancelled,
 }
@@ -162,9 +162,9 @@ impl From<&domain::PermissionRequest> for PermissionRequestResponse {
             resolution: request.resolution.as_ref().map(|resolution| {
                 let (outcome, option_id) = match &resolution.outcome {
                     domain::PermissionOutcome::Selected { option_id } => {
-                        (PermissionOutcome::Selected, Some(option_id.clone()))
+                        (ResolutionOutcome::Selected, Some(option_id.clone()))
                     }
-                    domain::PermissionOutcome::Cancelled => (PermissionOutcome::Cancelled, None),
+                    domain::PermissionOutcome::Cancelled => (ResolutionOutcome::Cancelled, None),
                 };
                 PermissionResolutionResponse {
                     outcome,

@@ -301,7 +301,13 @@ impl Client {
     }
 
     async fn finish(&self, request: reqwest::RequestBuilder) -> Reply {
-        let response = request.send().await.expect("the server answers");
+        let request = request.build().expect("a request");
+        let request_method = request.method().clone();
+        let response = self
+            .http
+            .execute(request)
+            .await
+            .expect("the server answers");
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -309,7 +315,8 @@ impl Client {
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        let is_events = response.url().path().ends_with("/events");
+        let method = request_method.to_string();
+        let path = response.url().path().to_owned();
         let bytes = response.bytes().await.expect("a body");
         let body = if bytes.is_empty() {
             Value::Null
@@ -318,11 +325,7 @@ impl Client {
                 panic!("a JSON body, got {:?}", String::from_utf8_lossy(&bytes))
             })
         };
-        if is_events && status == 200 {
-            for event in body["events"].as_array().expect("a page of events") {
-                check_event(event);
-            }
-        }
+        check_response(&method, &path, status, &content_type, &body);
         Reply {
             status,
             content_type,
@@ -416,26 +419,107 @@ pub(crate) async fn next(events: &mut Events) -> Option<Event> {
     }
 }
 
-/// The OpenAPI document's `Event` schema, as a validator of the events the
-/// suite sees (built once per test binary).
-fn event_schema() -> &'static jsonschema::Validator {
-    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
-    VALIDATOR.get_or_init(|| {
-        let document = serde_json::to_value(tandem_http::openapi()).expect("the document");
-        let schema = serde_json::json!({
-            "$ref": "#/components/schemas/Event",
-            "components": document["components"],
+/// The OpenAPI document, as JSON (built once per test binary).
+fn document() -> &'static Value {
+    static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| serde_json::to_value(tandem_http::openapi()).expect("the document"))
+}
+
+/// A validator of `schema`, a schema of the document whose references lead into
+/// its `components` (each compiled once per test binary).
+fn validator(schema: &Value) -> Arc<jsonschema::Validator> {
+    static VALIDATORS: std::sync::LazyLock<
+        std::sync::Mutex<std::collections::HashMap<String, Arc<jsonschema::Validator>>>,
+    > = std::sync::LazyLock::new(Default::default);
+    let key = schema.to_string();
+    let mut validators = VALIDATORS
+        .lock()
+        .expect("no test panicked holding the lock");
+    let validator = validators.entry(key).or_insert_with(|| {
+        let rooted = serde_json::json!({
+            "allOf": [schema],
+            "components": document()["components"],
         });
-        jsonschema::draft202012::new(&schema).expect("the document's schemas compile")
-    })
+        Arc::new(jsonschema::draft202012::new(&rooted).expect("the document's schemas compile"))
+    });
+    Arc::clone(validator)
+}
+
+/// Where `value` differs from `schema`.
+fn schema_errors(schema: &Value, value: &Value) -> Vec<String> {
+    validator(schema)
+        .iter_errors(value)
+        .map(|error| format!("{} at {}", error, error.instance_path()))
+        .collect()
+}
+
+/// The document's path template that `path` is an instance of: the one with
+/// the most literal segments in common (`/v1/sessions/{id}` for `/v1/sessions/7`).
+fn path_template(path: &str) -> Option<(&'static str, &'static Value)> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let paths = document()["paths"].as_object()?;
+    paths
+        .iter()
+        .filter_map(|(template, item)| {
+            let parts: Vec<&str> = template.split('/').collect();
+            let fits = parts.len() == segments.len()
+                && parts
+                    .iter()
+                    .zip(&segments)
+                    .all(|(part, segment)| part.starts_with('{') || part == segment);
+            let literal = parts.iter().filter(|part| !part.starts_with('{')).count();
+            fits.then_some((literal, template.as_str(), item))
+        })
+        .max_by_key(|(literal, ..)| *literal)
+        .map(|(_, template, item)| (template, item))
+}
+
+/// Panics unless the answer `method path` gave is one the document declares:
+/// the status among the operation's responses, and the body as its schema says.
+/// Paths the document does not have (the router's own 404, the web app) pass.
+fn check_response(method: &str, path: &str, status: u16, content_type: &str, body: &Value) {
+    let Some((template, item)) = path_template(path) else {
+        return;
+    };
+    let Some(operation) = item.get(method.to_ascii_lowercase()) else {
+        return;
+    };
+    let Some(response) = operation["responses"].get(status.to_string()) else {
+        panic!(
+            "{method} {template} answered {status}, which the document does not declare: {body}"
+        );
+    };
+    let response = match response["$ref"].as_str() {
+        Some(reference) => document()
+            .pointer(reference.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("{reference} is in the document")),
+        None => response,
+    };
+    if body.is_null() {
+        return;
+    }
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    let Some(schema) = response["content"]
+        .get(media_type)
+        .map(|content| &content["schema"])
+    else {
+        panic!(
+            "{method} {template} answered {status} with {media_type}, which the document does not declare"
+        );
+    };
+    let errors = schema_errors(schema, body);
+    assert!(
+        errors.is_empty(),
+        "{method} {template} answered {status} with a body the document does not describe: {errors:?}\n{body}"
+    );
 }
 
 /// Where `event` differs from what the OpenAPI document says of its type.
 pub(crate) fn event_errors(event: &Value) -> Vec<String> {
-    event_schema()
-        .iter_errors(event)
-        .map(|error| format!("{} at {}", error, error.instance_path()))
-        .collect()
+    schema_errors(
+        &serde_json::json!({"$ref": "#/components/schemas/Event"}),
+        event,
+    )
 }
 
 /// Panics unless `event` is exactly as the OpenAPI document describes its type.
