@@ -18,12 +18,12 @@ use crate::error::{DomainError, ValidationError};
 use crate::event::{Actor, EventPayload, NewEvent};
 use crate::ids::{ParticipantId, SessionId};
 use crate::participant::Participant;
+use crate::payload_types::payload_types;
 use crate::session::Session;
 use crate::text::check_label;
-use crate::wire::wire_types;
 
-wire_types! {
-    $ __wire_agent;
+payload_types! {
+    $ __payload_types_agent;
 
     string_enum! {
         /// Where a session's agent works.

@@ -9,6 +9,11 @@ pub struct UnknownVariant {
     pub value: String,
 }
 
+/// A closed set of values, each written as its text (`#[serde(rename)]`), with
+/// `ALL`, `as_str`, `Display` and `FromStr`.
+///
+/// Its invocations are payload types (see `payload_types.rs`): the HTTP adapter
+/// re-creates the serde form of the enum from them.
 macro_rules! string_enum {
     (
         $(#[$($doc:tt)*])*

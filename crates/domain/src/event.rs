@@ -21,12 +21,12 @@ use crate::ids::{
     AgentProfileName, ApiKeyId, CommentId, ParticipantId, PermissionRequestId, PromptId, SessionId,
 };
 use crate::participant::{Participant, Role};
+use crate::payload_types::payload_types;
 use crate::permission_request::{PermissionCause, PermissionOption, PermissionOutcome};
 use crate::prompt::{Prompt, PromptStatus, StopReason};
 use crate::redaction::Redactions;
 use crate::session::{CloseReason, PermissionPolicy, Session, SessionMode, SessionStatus};
 use crate::text::{CommentText, DisplayName, PromptText, Summary, Title};
-use crate::wire::wire_types;
 
 /// An event's position in its session's log: 1, 2, 3, ... with no gaps.
 #[derive(
@@ -132,8 +132,9 @@ impl Actor {
 /// (adjacently tagged: `{"type": "wire.name", "data": {...}}`) and the
 /// `EventType` enum of the wire names.
 ///
-/// Its invocation is a wire type definition (see `wire.rs`): adapters read the
-/// same catalog, e.g. the HTTP adapter for each type's `data` schema.
+/// Its invocation is a payload type definition (see `payload_types.rs`): the
+/// HTTP adapter reads the same catalog, with the same grammar, for each type's
+/// `data` schema; a change to the grammar is a change there too.
 macro_rules! event_catalog {
     (
         $(#[doc = $doc:tt])*
@@ -186,8 +187,8 @@ macro_rules! event_catalog {
     };
 }
 
-wire_types! {
-    $ __wire_event;
+payload_types! {
+    $ __payload_types_event;
 
     string_enum! {
         /// What kind of agent output an `agent.output` event carries.

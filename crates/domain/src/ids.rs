@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{ValidationError, ValidationProblem};
+use crate::payload_types::payload_types;
 use crate::text::check_label;
-use crate::wire::wire_types;
 
 macro_rules! uuid_id {
     ($(#[$($doc:tt)*])* $name:ident) => {
@@ -117,8 +117,8 @@ macro_rules! slug {
     };
 }
 
-wire_types! {
-    $ __wire_ids;
+payload_types! {
+    $ __payload_types_ids;
 
     uuid_id!(
         /// Identifies a shared agent session.

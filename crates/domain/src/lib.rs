@@ -6,7 +6,7 @@
 //! with the events it emits (`Transition`), or a `DomainError`.
 
 mod enums;
-mod wire;
+mod payload_types;
 
 pub mod access;
 pub mod agent;
@@ -21,6 +21,8 @@ pub mod participant;
 pub mod permission_request;
 pub mod prompt;
 pub mod redaction;
+#[cfg(feature = "testing")]
+pub mod samples;
 pub mod session;
 pub mod text;
 pub mod webhook;

@@ -9,12 +9,12 @@ use crate::error::DomainError;
 use crate::event::{Actor, EventPayload, NewEvent, ParticipantSnapshot};
 use crate::ids::{ParticipantId, SessionId, UserId};
 use crate::invite::{Invite, InviteRole};
+use crate::payload_types::payload_types;
 use crate::session::Session;
 use crate::text::DisplayName;
-use crate::wire::wire_types;
 
-wire_types! {
-    $ __wire_participant;
+payload_types! {
+    $ __payload_types_participant;
 
     string_enum! {
         /// What a participant may do (see `access`).

@@ -11,13 +11,13 @@ use crate::error::DomainError;
 use crate::event::{Actor, EventPayload, NewEvent};
 use crate::ids::{ParticipantId, PermissionRequestId, PromptId, SessionId};
 use crate::participant::Participant;
+use crate::payload_types::payload_types;
 use crate::prompt::{Prompt, PromptStatus};
 use crate::redaction::Redactions;
 use crate::session::{PermissionPolicy, Session};
-use crate::wire::wire_types;
 
-wire_types! {
-    $ __wire_permission_request;
+payload_types! {
+    $ __payload_types_permission_request;
 
     string_enum! {
         /// What choosing an option means (the ACP option kinds).
@@ -48,7 +48,8 @@ wire_types! {
     pub enum PermissionOutcome {
         /// One of the agent's options was chosen.
         Selected {
-            // Named again for the schema, which does not read `rename_all_fields`.
+            // Named again for the HTTP adapter's schema, which does not read
+            // `rename_all_fields`.
             #[serde(rename = "optionId")]
             option_id: String,
         },

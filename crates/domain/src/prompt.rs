@@ -15,13 +15,13 @@ use crate::error::DomainError;
 use crate::event::{Actor, AgentOutput, EventPayload, NewEvent, PromptSnapshot};
 use crate::ids::{ParticipantId, PromptId, SessionId};
 use crate::participant::Participant;
+use crate::payload_types::payload_types;
 use crate::redaction::Redactions;
 use crate::session::Session;
 use crate::text::PromptText;
-use crate::wire::wire_types;
 
-wire_types! {
-    $ __wire_prompt;
+payload_types! {
+    $ __payload_types_prompt;
 
     string_enum! {
         /// Where a prompt is in its lifecycle.

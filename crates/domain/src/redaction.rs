@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::wire_types;
+use crate::payload_types::payload_types;
 
-wire_types! {
-    $ __wire_redaction;
+payload_types! {
+    $ __payload_types_redaction;
 
     /// Redacted values by kind. Empty when nothing was redacted; events leave it out
     /// then, so that events stored before redaction existed read the same.

@@ -10,12 +10,12 @@ use crate::event::{Actor, EventPayload, NewEvent, ParticipantSnapshot, SessionSn
 use crate::ids::{AgentProfileName, InviteId, SessionId, UserId, WorkspaceId};
 use crate::invite::Invite;
 use crate::participant::{Joiner, Participant};
+use crate::payload_types::payload_types;
 use crate::text::{Summary, Title};
-use crate::wire::wire_types;
 use crate::{Seq, Transition};
 
-wire_types! {
-    $ __wire_session;
+payload_types! {
+    $ __payload_types_session;
 
     string_enum! {
         /// What collaborators may do in a session (see `access`).

@@ -10,7 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ValidationError, ValidationProblem};
-use crate::wire::wire_types;
+use crate::payload_types::payload_types;
 
 /// The maximum sizes of client-supplied text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,8 +194,8 @@ macro_rules! text_value {
     };
 }
 
-wire_types! {
-    $ __wire_text;
+payload_types! {
+    $ __payload_types_text;
 
     text_value!(
         /// How a participant appears to the others.

@@ -1,15 +1,19 @@
 //! The schema of each event type's `data`, derived from the domain's own
-//! definitions of its wire types.
+//! definitions of its payload types.
 //!
-//! `tandem_domain::wire_definitions!` hands those definitions over as tokens,
-//! and `mirror!` declares each type again here: same name, same doc comments,
-//! same `#[serde]` attributes, but `#[derive(ToSchema)]` instead of the
-//! domain's derives. A field's type names the mirror of its domain type, so
-//! each mirror's schema is exactly its domain type's. The mirrors are never
-//! built; they only describe.
+//! `tandem_domain::payload_type_definitions!` hands those definitions over as
+//! tokens, and `mirror!` declares each type again here: same name, same doc
+//! comments, same `#[serde]` attributes, but `#[derive(ToSchema)]` instead of
+//! the domain's derives. A field's type names the mirror of its domain type,
+//! so the schemas follow the definitions. For the domain's type macros
+//! (`string_enum!`, `uuid_id!`, `slug!`, `text_value!`, `event_catalog!`)
+//! `mirror!` re-creates the serde form they expand to. The domain's sample
+//! payloads, serialized by the domain, are checked against these schemas
+//! (`tests`), so a mirror that drifts from its type fails there.
 //!
-//! A field is required unless serde may leave it out (`skip_serializing_if`):
-//! an `Option` that is always sent is required and nullable.
+//! A struct's field is required unless serde may leave it out
+//! (`skip_serializing_if`): an `Option` that is always sent is required and
+//! nullable. Fields of enum variants are taken as written.
 
 #![expect(
     dead_code,
@@ -199,7 +203,7 @@ macro_rules! mirror {
     };
 }
 
-tandem_domain::wire_definitions!(mirror);
+tandem_domain::payload_type_definitions!(mirror);
 
 // The domain writes a `Ttl` as its display text (`90m`, `1d12h`; serde's
 // `into = "String"`), which its definition does not show: this one mirror is
@@ -211,9 +215,54 @@ struct Ttl(u32);
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
+    use serde_json::{Value, json};
+    use tandem_domain::samples::every_payload;
 
     use super::*;
+
+    /// Where `data` differs from the schema of `kind`'s `data`.
+    fn errors(kind: EventType, data: &Value) -> Vec<String> {
+        let mut named = Vec::new();
+        data_schemas(&mut named);
+        let components: serde_json::Map<String, Value> = named
+            .into_iter()
+            .map(|(name, schema)| (name, serde_json::to_value(schema).expect("JSON")))
+            .collect();
+        let schema = json!({
+            "allOf": [data_schema(kind)],
+            "components": {"schemas": components},
+        });
+        let validator = jsonschema::draft202012::new(&schema).expect("the schema compiles");
+        validator
+            .iter_errors(data)
+            .map(|error| format!("{error} at {}", error.instance_path()))
+            .collect()
+    }
+
+    /// The domain's samples, serialized by the domain's own serde, match what
+    /// the mirrors say: a mirror that drifted from its type fails here.
+    #[test]
+    fn every_sample_payload_matches_its_data_schema() {
+        for (payload, _) in every_payload() {
+            let data = payload.data();
+            let errors = errors(payload.kind(), &data);
+            assert!(errors.is_empty(), "{}: {errors:?}\n{data}", payload.kind());
+        }
+    }
+
+    #[test]
+    fn data_the_domain_would_not_send_does_not_match() {
+        let (payload, _) = every_payload()
+            .into_iter()
+            .find(|(payload, _)| payload.kind() == EventType::AgentStarted)
+            .expect("a sample of agent.started");
+        let mut data = payload.data();
+        data["resumption"] = json!("resumed");
+        assert!(!errors(EventType::AgentStarted, &data).is_empty());
+        let mut data = payload.data();
+        data.as_object_mut().expect("an object").remove("workspace");
+        assert!(!errors(EventType::AgentStarted, &data).is_empty());
+    }
 
     fn required(kind: EventType) -> Vec<String> {
         let schema = serde_json::to_value(data_schema(kind)).expect("a schema is JSON");
