@@ -53,7 +53,8 @@ fn summary(raw: &str) -> Summary {
     Summary::parse(raw, &TextLimits::DEFAULT).expect("a valid summary")
 }
 
-fn option(id: &str, kind: PermissionOptionKind) -> PermissionOption {
+/// An option the agent offers, named after its kind.
+pub fn option(id: &str, kind: PermissionOptionKind) -> PermissionOption {
     PermissionOption {
         id: id.to_owned(),
         name: format!("{kind} option"),
@@ -61,7 +62,8 @@ fn option(id: &str, kind: PermissionOptionKind) -> PermissionOption {
     }
 }
 
-fn all_options() -> Vec<PermissionOption> {
+/// Every option kind, each "always" first, so a preference for "once" shows.
+pub fn all_options() -> Vec<PermissionOption> {
     vec![
         option("allow-always", PermissionOptionKind::AllowAlways),
         option("reject-always", PermissionOptionKind::RejectAlways),

@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use tandem_domain::event::{CommentSnapshot, ParticipantSnapshot, PromptSnapshot, SessionSnapshot};
 use tandem_domain::prompt::MAX_ERROR_BYTES;
-use tandem_domain::samples::every_payload;
+use tandem_domain::samples::{all_options, every_payload, option};
 use tandem_domain::{
     Action, Actor, AgentOutput, AgentOutputKind, AgentProfileName, ApiKeyId, CancelOutcome,
     CloseReason, Comment, CommentId, CommentText, DisplayName, DomainError, EventPayload, Invite,
@@ -244,24 +244,6 @@ fn cancelled_queued(f: &Fixture) -> Prompt {
         CancelOutcome::Cancelled(t) => t.state,
         CancelOutcome::StopAgent(_) => panic!("a queued prompt is cancelled at once"),
     }
-}
-
-fn option(id: &str, kind: PermissionOptionKind) -> PermissionOption {
-    PermissionOption {
-        id: id.to_owned(),
-        name: format!("{kind} option"),
-        kind,
-    }
-}
-
-/// Every option kind, each "always" first, so a preference for "once" shows.
-fn all_options() -> Vec<PermissionOption> {
-    vec![
-        option("allow-always", PermissionOptionKind::AllowAlways),
-        option("reject-always", PermissionOptionKind::RejectAlways),
-        option("allow-once", PermissionOptionKind::AllowOnce),
-        option("reject-once", PermissionOptionKind::RejectOnce),
-    ]
 }
 
 fn ask(options: Vec<PermissionOption>) -> PermissionAsk {
