@@ -6,10 +6,10 @@ use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToResponse};
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tandem_domain::{AgentProfileName, TextLimits};
 use utoipa::openapi::schema::Schema;
@@ -566,50 +566,103 @@ fn writes_may_be_rate_limited(openapi: &mut utoipa::openapi::OpenApi) {
 }
 
 fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(ops::healthz))
-        .routes(routes!(ops::readyz))
-        .routes(routes!(sessions::create_session, sessions::list_sessions))
-        .routes(routes!(
+    let routes: Vec<UtoipaMethodRouter<AppState>> = vec![
+        routes!(ops::healthz),
+        routes!(ops::readyz),
+        routes!(sessions::create_session, sessions::list_sessions),
+        routes!(
             sessions::get_session,
             sessions::update_session,
             sessions::terminate_session
-        ))
-        .routes(routes!(sessions::close_session))
-        .routes(routes!(agent::set_agent_mode))
-        .routes(routes!(participants::join_session))
-        .routes(routes!(participants::leave_session))
-        .routes(routes!(participants::list_participants))
-        .routes(routes!(
+        ),
+        routes!(sessions::close_session),
+        routes!(agent::set_agent_mode),
+        routes!(participants::join_session),
+        routes!(participants::leave_session),
+        routes!(participants::list_participants),
+        routes!(
             participants::update_participant,
             participants::remove_participant
-        ))
-        .routes(routes!(invites::list_invites, invites::create_invite))
-        .routes(routes!(invites::revoke_invite))
-        .routes(routes!(invites::preview_invite))
-        .routes(routes!(identity::whoami))
-        .routes(routes!(identity::list_agent_profiles))
-        .routes(routes!(comments::list_comments, comments::post_comment))
-        .routes(routes!(prompts::list_prompts, prompts::submit_prompt))
-        .routes(routes!(prompts::get_prompt, prompts::edit_prompt))
-        .routes(routes!(prompts::approve_prompt))
-        .routes(routes!(prompts::reject_prompt))
-        .routes(routes!(prompts::withdraw_prompt))
-        .routes(routes!(prompts::cancel_prompt))
-        .routes(routes!(prompts::retry_prompt))
-        .routes(routes!(permissions::answer_permission))
-        .routes(routes!(permissions::list_open_permissions))
-        .routes(routes!(events::list_events))
-        .routes(routes!(events::create_stream_ticket))
-        .routes(routes!(api_keys::create_api_key, api_keys::list_api_keys))
-        .routes(routes!(api_keys::revoke_api_key))
-        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
-        .routes(routes!(
+        ),
+        routes!(invites::list_invites, invites::create_invite),
+        routes!(invites::revoke_invite),
+        routes!(invites::preview_invite),
+        routes!(identity::whoami),
+        routes!(identity::list_agent_profiles),
+        routes!(comments::list_comments, comments::post_comment),
+        routes!(prompts::list_prompts, prompts::submit_prompt),
+        routes!(prompts::get_prompt, prompts::edit_prompt),
+        routes!(prompts::approve_prompt),
+        routes!(prompts::reject_prompt),
+        routes!(prompts::withdraw_prompt),
+        routes!(prompts::cancel_prompt),
+        routes!(prompts::retry_prompt),
+        routes!(permissions::answer_permission),
+        routes!(permissions::list_open_permissions),
+        routes!(events::list_events),
+        routes!(events::create_stream_ticket),
+        routes!(api_keys::create_api_key, api_keys::list_api_keys),
+        routes!(api_keys::revoke_api_key),
+        routes!(webhooks::create_webhook, webhooks::list_webhooks),
+        routes!(
             webhooks::get_webhook,
             webhooks::update_webhook,
             webhooks::delete_webhook
-        ))
-        .routes(routes!(webhooks::rotate_webhook_secret))
-        .routes(routes!(webhooks::list_webhook_deliveries))
-        .routes(routes!(webhooks::retry_webhook_delivery))
+        ),
+        routes!(webhooks::rotate_webhook_secret),
+        routes!(webhooks::list_webhook_deliveries),
+        routes!(webhooks::retry_webhook_delivery),
+    ];
+    let document = ApiDoc::openapi();
+    if cfg!(debug_assertions) {
+        one_schema_per_name(&document, &routes);
+    }
+    routes
+        .into_iter()
+        .fold(OpenApiRouter::with_openapi(document), OpenApiRouter::routes)
+}
+
+/// Panics if two routes describe different types under one schema name: the
+/// document keeps one schema per name, so one of them would be published for
+/// the other (an HTTP response type named like an event's payload type, say).
+/// Descriptions may differ; shapes may not. Checked in debug builds, which every
+/// test runs.
+fn one_schema_per_name(
+    document: &utoipa::openapi::OpenApi,
+    routes: &[UtoipaMethodRouter<AppState>],
+) {
+    let mut seen: BTreeMap<&str, serde_json::Value> = BTreeMap::new();
+    let declared = document
+        .components
+        .iter()
+        .flat_map(|components| &components.schemas);
+    let from_routes = routes
+        .iter()
+        .flat_map(|(schemas, ..)| schemas)
+        .map(|(name, schema)| (name, schema));
+    for (name, schema) in declared.chain(from_routes) {
+        let shape = shape(serde_json::to_value(schema).expect("a schema is JSON"));
+        if let Some(earlier) = seen.insert(name, shape.clone()) {
+            assert_eq!(earlier, shape, "two different schemas are named {name}");
+        }
+    }
+}
+
+/// A schema without its descriptions.
+fn shape(mut schema: serde_json::Value) -> serde_json::Value {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.remove("description");
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            serde_json::Value::Null
+            | serde_json::Value::Bool(_)
+            | serde_json::Value::Number(_)
+            | serde_json::Value::String(_) => {}
+        }
+    }
+    strip(&mut schema);
+    schema
 }

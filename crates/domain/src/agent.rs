@@ -37,18 +37,6 @@ payload_types! {
         }
     }
 
-    string_enum! {
-        /// What became of a session's own workspace once the session ended.
-        WorkspaceCleanup("workspace cleanup") {
-            /// Deleted (and, for a worktree, its branch too).
-            Removed => "removed",
-            /// Left in place: the profile keeps workspaces, or this one has changes.
-            Kept => "kept",
-            /// Removing it failed; it is left as it was.
-            Failed => "failed",
-        }
-    }
-
     /// Where a session's agent works: a directory on the server, and for a git
     /// worktree, its branch.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,6 +150,18 @@ payload_types! {
     pub struct AgentTitleChanged {
         /// `None` once the agent cleared it.
         pub title: Option<String>,
+    }
+}
+
+string_enum! {
+    /// What became of a session's own workspace once the session ended.
+    WorkspaceCleanup("workspace cleanup") {
+        /// Deleted (and, for a worktree, its branch too).
+        Removed => "removed",
+        /// Left in place: the profile keeps workspaces, or this one has changes.
+        Kept => "kept",
+        /// Removing it failed; it is left as it was.
+        Failed => "failed",
     }
 }
 

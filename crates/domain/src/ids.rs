@@ -129,10 +129,6 @@ payload_types! {
         ParticipantId
     );
     uuid_id!(
-        /// Identifies an invite link of a session.
-        InviteId
-    );
-    uuid_id!(
         /// Identifies a comment.
         CommentId
     );
@@ -144,26 +140,7 @@ payload_types! {
         /// Identifies a request of the agent to run a tool.
         PermissionRequestId
     );
-    uuid_id!(
-        /// Identifies an API key (not the key itself, which is a secret).
-        ApiKeyId
-    );
-    uuid_id!(
-        /// Identifies a webhook endpoint of a workspace.
-        WebhookId
-    );
-    uuid_id!(
-        /// Identifies the delivery of one event to one webhook endpoint.
-        WebhookDeliveryId
-    );
 
-    slug!(
-        /// The tenant an API key and its sessions belong to; a key never reaches
-        /// another workspace's sessions.
-        WorkspaceId,
-        "workspace",
-        64
-    );
     slug!(
         /// The name of an agent profile of the server's configuration; clients pick a
         /// profile by name and never supply a command.
@@ -172,6 +149,31 @@ payload_types! {
         64
     );
 }
+
+uuid_id!(
+    /// Identifies an invite link of a session.
+    InviteId
+);
+uuid_id!(
+    /// Identifies an API key (not the key itself, which is a secret).
+    ApiKeyId
+);
+uuid_id!(
+    /// Identifies a webhook endpoint of a workspace.
+    WebhookId
+);
+uuid_id!(
+    /// Identifies the delivery of one event to one webhook endpoint.
+    WebhookDeliveryId
+);
+
+slug!(
+    /// The tenant an API key and its sessions belong to; a key never reaches
+    /// another workspace's sessions.
+    WorkspaceId,
+    "workspace",
+    64
+);
 
 impl WorkspaceId {
     /// The workspace of the bootstrap admin key.

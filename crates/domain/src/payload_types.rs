@@ -17,10 +17,6 @@
 //! reads those invocations re-creates what they expand to, so a change to one
 //! of these macros' serde forms is a change there too; the sample payloads
 //! (`samples.rs`, feature `testing`) are what the adapters check against.
-//!
-//! A block may hold a few ids or enums no payload uses (`ApiKeyId`,
-//! `WorkspaceCleanup`): they stand with the others, and an adapter ignores what
-//! it never needs.
 
 /// Defines the items of a block and exports them, as tokens, under `$export`.
 ///
