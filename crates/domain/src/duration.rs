@@ -40,6 +40,14 @@ impl Ttl {
     /// The units of a duration, with their length in seconds, largest first.
     pub const UNITS: [(char, u32); 4] = [('d', DAY), ('h', HOUR), ('m', MINUTE), ('s', 1)];
 
+    /// The length of a unit, in seconds.
+    fn unit_secs(suffix: char) -> Option<u64> {
+        Self::UNITS
+            .iter()
+            .find(|(unit, _)| *unit == suffix)
+            .map(|(_, secs)| u64::from(*secs))
+    }
+
     /// Parses what a client sends: a whole number without leading zeros and one
     /// unit (`90m`, `36h`, `7d`), between `1s` and `30d`. One unit keeps the
     /// form exact in an OpenAPI `pattern` (each unit's largest number is
@@ -52,11 +60,7 @@ impl Ttl {
             return Err(bad_format());
         };
         let number = &raw[..split];
-        let unit = Self::UNITS
-            .iter()
-            .find(|(suffix, _)| *suffix == unit)
-            .map(|(_, secs)| u64::from(*secs))
-            .ok_or_else(bad_format)?;
+        let unit = Self::unit_secs(unit).ok_or_else(bad_format)?;
         if number.is_empty()
             || number.starts_with('0')
             || !number.bytes().all(|b| b.is_ascii_digit())
@@ -89,13 +93,7 @@ impl Ttl {
                 digits.push(c);
                 continue;
             }
-            let unit = match c {
-                's' => 1,
-                'm' => u64::from(MINUTE),
-                'h' => u64::from(HOUR),
-                'd' => u64::from(DAY),
-                _ => return Err(bad_format()),
-            };
+            let unit = Self::unit_secs(c).ok_or_else(bad_format)?;
             if digits.is_empty() || digits.len() > 9 {
                 return Err(bad_format());
             }
@@ -125,7 +123,7 @@ impl fmt::Display for Ttl {
     /// The canonical form: largest units first, zero groups left out (`1d12h`, `90s` → `1m30s`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut rest = self.0;
-        for (unit, suffix) in [(DAY, 'd'), (HOUR, 'h'), (MINUTE, 'm'), (1, 's')] {
+        for (suffix, unit) in Self::UNITS {
             if rest >= unit {
                 write!(f, "{}{suffix}", rest / unit)?;
                 rest %= unit;
