@@ -61,7 +61,6 @@ async fn comment(api: &Client, party: &Party, n: usize) {
     .await;
 }
 
-/// Frames carry id, type and the same JSON as the events page, in order, live.
 #[test]
 fn the_event_schema_holds_each_type_to_its_own_data() {
     let prompt = "0190c0de-0000-7000-8000-000000000001";
@@ -102,6 +101,35 @@ fn the_event_schema_holds_each_type_to_its_own_data() {
     );
 }
 
+/// The check every answer of the suite goes through refuses what the document
+/// does not say: an undeclared status, a media type, a body of another shape.
+#[test]
+fn the_answer_check_holds_each_operation_to_the_document() {
+    let path = "/v1/sessions/0190c0de-0000-7000-8000-000000000001/prompts";
+    let json = "application/json";
+    let page = json!({"prompts": [], "next": null});
+    assert_eq!(
+        support::response_errors("GET", path, 200, json, &page),
+        Vec::<String>::new()
+    );
+    assert!(!support::response_errors("GET", path, 418, json, &page).is_empty());
+    assert!(!support::response_errors("GET", path, 200, "text/plain", &page).is_empty());
+    assert!(!support::response_errors("GET", path, 200, json, &json!({"prompts": 7})).is_empty());
+    // Shared problem responses are followed.
+    let problem = json!({"type": "about:blank", "title": "Not Found", "status": 404});
+    assert!(
+        !support::response_errors("GET", path, 404, "application/problem+json", &problem)
+            .is_empty(),
+        "a problem without its code"
+    );
+    // Paths the document does not have are not its business.
+    assert_eq!(
+        support::response_errors("GET", "/nowhere", 404, json, &page),
+        Vec::<String>::new()
+    );
+}
+
+/// Frames carry id, type and the same JSON as the events page, in order, live.
 async fn live_events_match_the_log(server: &TestServer) {
     let api = server.client();
     let p = party(&api, &server.admin_key).await;
